@@ -1,0 +1,236 @@
+"""One exception class per meaning, each carrying status, the server's message, the request id,
+a one-line hint a student can act on, and the quota headers if the response had them.
+
+Both error body shapes the service uses are read here (and only here):
+  {"errors": {"message": ..., "code": ...}, "request_id": ...}
+  {"error":  {"message": ..., "code": ..., "type": ...}, "request_id": ...}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from . import wire
+from .quota import Quota
+
+TOKEN_PAGE = "https://modelscope.cn/my/myaccesstoken"
+ACCOUNT_PAGE = "https://modelscope.cn/my/account"  # bind Aliyun, real-name verification
+
+
+class ModelScopeError(Exception):
+    """Base class. `str(err)` is the plain message; `err.hint` says what to do."""
+
+    hint = "Something went wrong talking to ModelScope."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+        code: Any = None,
+        quota: Quota | None = None,
+        body: Any = None,
+        hint: str | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.request_id = request_id or None
+        self.code = code
+        self.quota = quota
+        self.body = body
+        if hint is not None:
+            self.hint = hint
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status!r}, message={self.message!r}, "
+            f"request_id={self.request_id!r})"
+        )
+
+
+class MissingTokenError(ModelScopeError):
+    hint = (
+        "No ModelScope token. Get one at " + TOKEN_PAGE + " and set MODELSCOPE_ACCESS_TOKEN "
+        "(or paste it into the token box)."
+    )
+
+
+class AuthenticationError(ModelScopeError):
+    """401: the token is wrong, expired or missing."""
+
+    hint = "The token was refused. Copy a fresh access token from " + TOKEN_PAGE + "."
+
+
+class AccountNotBoundError(AuthenticationError):
+    """401 'Please bind your Alibaba Cloud account before use.'"""
+
+    hint = "Bind your ModelScope account to an Alibaba Cloud (Aliyun) account at " + ACCOUNT_PAGE + "."
+
+
+class PermissionDeniedError(ModelScopeError):
+    """403: typically the Aliyun account is not real-name verified."""
+
+    hint = "Complete real-name verification of the bound Aliyun account (" + ACCOUNT_PAGE + ")."
+
+
+class RateLimitError(ModelScopeError):
+    """429: the daily quota (per user or per model) is used up, or too many at once."""
+
+    hint = "Today's quota is used up (about 2000 calls a day, fewer per model). Try another model or come back tomorrow."
+
+
+class InvalidRequestError(ModelScopeError):
+    """400/422 from the server: a parameter or model id the service does not accept."""
+
+    hint = "The server did not accept a parameter; read its message and change that field."
+
+
+class ValidationError(InvalidRequestError):
+    """Caught before anything was sent: names the field, the value and the allowed range."""
+
+    hint = "Fix the field named in the message; nothing was sent."
+
+    def __init__(self, field: str, value: Any, allowed: str, message: str | None = None):
+        shown = value if not isinstance(value, str) or len(value) <= 60 else value[:57] + "..."
+        super().__init__(message or f"{field}: {shown!r} is not allowed; allowed: {allowed}")
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+
+
+class ServerError(ModelScopeError):
+    """5xx: the service is busy or broken."""
+
+    hint = "ModelScope is busy or having trouble. Wait a moment and try again."
+
+
+class APIConnectionError(ModelScopeError):
+    """The server could not be reached, or the connection broke mid-answer."""
+
+    hint = "Could not reach the server. Check the network (or the base URL) and try again."
+
+
+class TaskFailedError(ModelScopeError):
+    """The image task finished with FAILED; message is the server's reason."""
+
+    hint = "The image task failed on the server. Change the prompt or settings and try again."
+
+    def __init__(self, message: str, *, task_id: str | None = None, **kw):
+        super().__init__(message, **kw)
+        self.task_id = task_id
+
+
+class TaskTimeoutError(ModelScopeError):
+    hint = "The image took too long. The server may be busy: try again later, or raise the timeout."
+
+    def __init__(self, message: str, *, task_id: str | None = None, **kw):
+        super().__init__(message, **kw)
+        self.task_id = task_id
+
+
+class TaskCancelledError(ModelScopeError):
+    hint = "Cancelled."
+
+    def __init__(self, message: str = "cancelled", *, task_id: str | None = None, **kw):
+        super().__init__(message, **kw)
+        self.task_id = task_id
+
+
+def parse_error_body(body: Any) -> tuple[str | None, Any, str | None]:
+    """(message, code, request_id) from either error shape, a plain string, or None."""
+    if isinstance(body, (bytes, bytearray)):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str):
+        text = body.strip()
+        try:
+            body = json.loads(text) if text else None
+        except ValueError:
+            return (text[:500] or None), None, None
+    if not isinstance(body, Mapping):
+        return None, None, None
+    request_id = body.get("request_id") or body.get("RequestId") or None
+    for key in ("errors", "error"):
+        inner = body.get(key)
+        if isinstance(inner, Mapping):
+            return inner.get("message") or None, inner.get("code"), request_id
+        if isinstance(inner, str) and inner:
+            return inner, None, request_id
+    message = body.get("message") if isinstance(body.get("message"), str) else None
+    return message, body.get("code"), request_id
+
+
+def error_class_for(status: int | None, message: str | None = None) -> type[ModelScopeError]:
+    text = (message or "").lower()
+    if status == 401:
+        return AccountNotBoundError if wire.MSG_BIND_ALIYUN in text else AuthenticationError
+    if status == 403:
+        return PermissionDeniedError
+    if status == 429:
+        return RateLimitError
+    if status in (400, 404, 409, 413, 422):
+        return InvalidRequestError
+    if status is not None and status >= 500:
+        return ServerError
+    return ModelScopeError
+
+
+def error_from_response(
+    status: int, body: Any, headers: Mapping[str, str] | None = None
+) -> ModelScopeError:
+    """The exception for an HTTP error answer (pure: no I/O)."""
+    message, code, request_id = parse_error_body(body)
+    if not message:
+        message = f"HTTP {status}"
+    cls = error_class_for(status, message)
+    return cls(
+        message,
+        status=status,
+        request_id=request_id,
+        code=code,
+        quota=Quota.from_headers(headers),
+        body=body,
+    )
+
+
+def from_openai_error(exc: BaseException) -> ModelScopeError:
+    """Map an exception raised by the openai SDK onto our classes."""
+    import openai  # local: errors.py stays importable for code that does not chat
+
+    if isinstance(exc, ModelScopeError):
+        return exc
+    if isinstance(exc, openai.APIStatusError):
+        response = exc.response
+        try:
+            body = response.json()
+        except Exception:
+            body = getattr(response, "text", None) or exc.body
+        err = error_from_response(exc.status_code, body, response.headers)
+        err.__cause__ = exc
+        return err
+    if isinstance(exc, openai.APITimeoutError):
+        return APIConnectionError("The server took too long to answer (timeout).")
+    if isinstance(exc, openai.APIConnectionError):
+        return APIConnectionError(f"Could not reach the server: {exc.__cause__ or exc}")
+    if isinstance(exc, openai.APIError):
+        # e.g. an error event inside the stream, or a chunk the SDK could not read
+        message, code, request_id = parse_error_body(getattr(exc, "body", None))
+        return ServerError(message or str(exc), code=code, request_id=request_id)
+    return ModelScopeError(str(exc) or type(exc).__name__)
+
+
+class IncompleteStreamError(APIConnectionError):
+    """The answer stream broke off (connection cut or an unreadable chunk).
+
+    `partial_content` / `partial_reasoning` hold what arrived before the break.
+    """
+
+    hint = "The answer was cut off before it finished; the part received is kept. Try again."
+
+    def __init__(self, message: str, *, partial_content: str = "", partial_reasoning: str = "", **kw):
+        super().__init__(message, **kw)
+        self.partial_content = partial_content
+        self.partial_reasoning = partial_reasoning

@@ -1,0 +1,58 @@
+"""Every fact about ModelScope API-Inference's wire, in one place.
+
+See ../shared/modelscope-protocol.md. Both the client and the simulator import from here,
+so a header name or a status word can never drift between them.
+"""
+
+DEFAULT_BASE_URL = "https://api-inference.modelscope.cn/"
+
+# Paths, relative to the base URL (which ends with "/").
+CHAT_PREFIX = "v1/"  # the openai SDK's base_url is BASE + CHAT_PREFIX
+CHAT_COMPLETIONS_PATH = "v1/chat/completions"
+MODELS_PATH = "v1/models"
+IMAGES_PATH = "v1/images/generations"
+TASK_PATH = "v1/tasks/{task_id}"
+
+# Headers
+AUTHORIZATION = "Authorization"
+ASYNC_MODE_HEADER = "X-ModelScope-Async-Mode"
+TASK_TYPE_HEADER = "X-ModelScope-Task-Type"
+TASK_TYPE_IMAGE = "image_generation"
+
+RATELIMIT_REQUESTS_LIMIT = "modelscope-ratelimit-requests-limit"
+RATELIMIT_REQUESTS_REMAINING = "modelscope-ratelimit-requests-remaining"
+RATELIMIT_MODEL_REQUESTS_LIMIT = "modelscope-ratelimit-model-requests-limit"
+RATELIMIT_MODEL_REQUESTS_REMAINING = "modelscope-ratelimit-model-requests-remaining"
+
+# Task status words. The submit answer says SUCCEED too, but there it only means "submitted".
+STATUS_PENDING = "PENDING"
+STATUS_RUNNING = "RUNNING"
+STATUS_PROCESSING = "PROCESSING"
+STATUS_SUCCEED = "SUCCEED"
+STATUS_FAILED = "FAILED"
+RUNNING_STATUSES = frozenset({STATUS_PENDING, STATUS_RUNNING, STATUS_PROCESSING})
+# Our own word for "the submit call answered"; never sent by the server.
+STATUS_SUBMITTED = "SUBMITTED"
+
+# Request limits (official parameter table)
+PROMPT_MAX_CHARS = 2000  # prompt and negative_prompt must be *fewer* than this
+SEED_MIN, SEED_MAX = 0, 2**31 - 1
+STEPS_MIN, STEPS_MAX = 1, 100
+GUIDANCE_MIN, GUIDANCE_MAX = 1.5, 20.0
+LORAS_MAX = 6
+LORA_WEIGHT_SUM = 1.0
+LORA_WEIGHT_TOLERANCE = 1e-6
+
+# Server messages we recognise (substrings, lower-cased when compared)
+MSG_BIND_ALIYUN = "bind your alibaba cloud account"
+MSG_AUTH_FAILED = (
+    "Authentication failed, please make sure that a valid ModelScope token is supplied."
+)
+MSG_ASYNC_REQUIRED = (
+    "image-gen task currently does not support synchronous calls, "
+    "please set header X-ModelScope-Async-Mode: true"
+)
+MSG_TASK_NOT_FOUND = "task not found"
+MSG_THINKING_NON_STREAM = "parameter.enable_thinking must be set to false for non-streaming calls"
+MSG_RATE_LIMIT = "Request limit exceeded."
+MSG_SERVER_BUSY = "Server is busy, please try again later"

@@ -1,0 +1,1 @@
+"""The Gradio studio's parts: one module per tab, plus what the tabs share. Knows people, not HTTP."""
