@@ -1,0 +1,39 @@
+"""What app.py hands to every tab's `build(ctx, shared)`: the session's token state and the
+header's quota display, plus the few helpers all tabs use the same way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from modelscope_api import Quota
+
+from .context import SOURCE_SERVER, AppContext, session_id
+
+
+@dataclass
+class Shared:
+    token_state: gr.State  # the browser session's own token (filled by a private event)
+    quota_md: gr.Markdown  # the header's quota line; handlers may output format_quota(...) to it
+
+
+def format_quota(ctx: AppContext, quota: Quota | None, source: str, request, lang: str = "en") -> str:
+    """One Markdown line: today's remaining calls, this model's, and the class cap if any."""
+    zh = lang == "zh"
+    parts = []
+    if quota and quota.requests_remaining is not None:
+        total = f"/{quota.requests_limit}" if quota.requests_limit else ""
+        parts.append(("今日剩余调用 " if zh else "Calls left today: ") + f"**{quota.requests_remaining}{total}**")
+    if quota and quota.model_requests_remaining is not None:
+        total = f"/{quota.model_requests_limit}" if quota.model_requests_limit else ""
+        parts.append(("本模型剩余 " if zh else "this model: ") + f"**{quota.model_requests_remaining}{total}**")
+    if source == SOURCE_SERVER and ctx.guard.enabled:
+        left = ctx.guard.remaining(session_id(request))
+        if left["session"] is not None:
+            parts.append(("共享令牌上你还可用 " if zh else "your share of the class token: ") + f"**{left['session']}**")
+        if left["day"] is not None:
+            parts.append(("全班今日还可用 " if zh else "class today: ") + f"**{left['day']}**")
+    if not parts:
+        return ""
+    return ("📊 额度：" if zh else "📊 Quota — ") + " · ".join(parts)
