@@ -9,6 +9,7 @@ Both error body shapes the service uses are read here (and only here):
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -140,6 +141,17 @@ class TaskCancelledError(ModelScopeError):
         self.task_id = task_id
 
 
+def _markup_reason(text: str) -> str:
+    """The readable reason inside an HTML/XML error page (nginx 502, OSS 404), else the text."""
+    if not text.startswith("<"):
+        return text
+    for tag in ("Message", "title", "h1"):
+        found = re.search(rf"<{tag}\b[^>]*>([^<]+)</{tag}>", text, re.IGNORECASE)
+        if found and found.group(1).strip():
+            return found.group(1).strip()
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]*>", " ", text)).strip()
+
+
 def parse_error_body(body: Any) -> tuple[str | None, Any, str | None]:
     """(message, code, request_id) from either error shape, a plain string, or None."""
     if isinstance(body, (bytes, bytearray)):
@@ -149,7 +161,7 @@ def parse_error_body(body: Any) -> tuple[str | None, Any, str | None]:
         try:
             body = json.loads(text) if text else None
         except ValueError:
-            return (text[:500] or None), None, None
+            return (_markup_reason(text)[:500] or None), None, None
     if not isinstance(body, Mapping):
         return None, None, None
     request_id = body.get("request_id") or body.get("RequestId") or None

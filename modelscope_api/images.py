@@ -541,6 +541,8 @@ class ImageClient:
         resp = self._call("GET", url)
         if resp.status_code >= 400:
             err = error_from_response(resp.status_code, _json_or_text(resp), resp.headers)
+            if resp.status_code in (403, 404, 410):
+                err.hint = "The image link is missing or has expired (the links expire soon after the task ends). Generate it again."
             err.message = f"could not download the image ({resp.status_code}): {err.message}"
             err.args = (err.message,)
             raise err
