@@ -1,0 +1,92 @@
+"""ModelScope API-Inference Studio — the composition root: arguments, building, launching.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--share] [--offline] [--mcp]
+
+Environment: MODELSCOPE_ACCESS_TOKEN (a shared server token, e.g. a Space secret),
+MODELSCOPE_BASE_URL, STUDIO_CONCURRENCY, STUDIO_MAX_QUEUE, STUDIO_SERVER_TOKEN_*_LIMIT,
+GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (set by Spaces).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import secrets
+import sys
+
+import gradio as gr
+from gradio.i18n import I18nData
+
+from ui import chat_tab, header, images_tab, vision_tab
+from ui.context import AppContext
+from ui.i18n import make_i18n
+
+CSS = ".offline-banner { background: #fff4d6; border: 1px solid #f0c36d; border-radius: 8px; padding: 4px 12px; }"
+STRINGS = {"en": {"app.tab_images": "Text-to-Image"}, "zh": {"app.tab_images": "文生图"}}
+
+
+def build_app(ctx: AppContext) -> gr.Blocks:
+    with gr.Blocks(title="ModelScope API-Inference Studio", delete_cache=(3600, 86400)) as demo:
+        shared = header.build(ctx, demo)
+        with gr.Tabs():
+            with gr.Tab(I18nData("chat.tab"), id="chat"):
+                chat_tab.build(ctx, shared)
+            with gr.Tab(I18nData("vision.tab"), id="vision"):
+                vision_tab.build(ctx, shared)
+            with gr.Tab(I18nData("app.tab_images"), id="images"):
+                images_tab.build(ctx, shared)
+    demo.queue(default_concurrency_limit=ctx.concurrency, max_size=ctx.max_queue)
+    return demo
+
+
+def thread_budget(demo: gr.Blocks, ctx: AppContext) -> int:
+    """Worker threads for every I/O-bound concurrency group at its limit (a streaming sync
+    handler holds a thread while it waits for tokens), one more default-sized group for the
+    quick events, plus headroom. Threads are only started when needed."""
+    groups = {fn.concurrency_id: fn.concurrency_limit for fn in demo.fns.values()
+              if isinstance(fn.concurrency_limit, int)}
+    return max(40, sum(groups.values()) + ctx.concurrency + 16)
+
+
+def launch_kwargs(demo: gr.Blocks, ctx: AppContext) -> dict:
+    tables = [chat_tab.STRINGS, vision_tab.STRINGS, header.STRINGS, images_tab.STRINGS, STRINGS]
+    return {"i18n": make_i18n(*tables), "max_threads": thread_budget(demo, ctx), "css": CSS,
+            "max_file_size": "20mb", "theme": gr.themes.Soft()}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="ModelScope API-Inference Studio (Gradio)")
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    p.add_argument("--share", action="store_true", help="create a public gradio.live link")
+    p.add_argument("--offline", action="store_true", help="run against the built-in simulator")
+    p.add_argument("--mcp", action="store_true", help="also serve the endpoints as MCP tools")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.mcp and importlib.util.find_spec("mcp") is None:
+        sys.exit('--mcp needs the optional MCP extra: pip install "gradio[mcp]==6.31.0"')
+    sim = None
+    if args.offline:
+        from modelscope_api.simulator import SimConfig, Simulator
+
+        sim = Simulator(SimConfig(task_seconds=3.0, ttft=0.3, tokens_per_second=60.0)).start()
+        ctx = AppContext.from_env(base_url=sim.base_url, server_token="ms-offline-" + secrets.token_hex(8),
+                                  offline=True)
+        print(f"Offline mode: simulator at {sim.base_url}")
+    else:
+        ctx = AppContext.from_env()
+    demo = build_app(ctx)
+    try:
+        demo.launch(server_name=args.host, server_port=args.port, share=args.share,
+                    mcp_server=args.mcp or None, **launch_kwargs(demo, ctx))
+    finally:
+        if sim is not None:
+            sim.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,397 @@
+"""The Chat tab: a streaming gr.ChatInterface over ModelScope's OpenAI-compatible endpoint.
+
+Reasoning is shown as its own collapsible "Thinking" message, never mixed into the answer.
+`stream_turn` (one call, coalesced to ~20 updates a second) and the message helpers are
+shared with the Vision tab.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from gradio.i18n import I18nData
+
+from modelscope_api import catalog
+from modelscope_api.chat import ChatClient, ChatDone, ChatRequest, ContentDelta, ReasoningDelta
+from modelscope_api.errors import (
+    APIConnectionError,
+    IncompleteStreamError,
+    MissingTokenError,
+    ModelScopeError,
+    ValidationError,
+)
+from modelscope_api.quota import Quota
+
+from .code import chat_code, code_accordion, code_box
+from .context import SOURCE_SERVER, AppContext, QuotaCapReached, session_id
+from .explain import explain, lang_of
+from .shared import Shared, format_quota
+
+YIELD_INTERVAL = 0.05  # at most ~20 UI updates a second, however fast the tokens come
+
+STRINGS = {
+    "en": {
+        "chat.tab": "Chat",
+        "chat.settings": "Model & settings",
+        "chat.model_info": "Pick one or type any ModelScope model id.",
+        "chat.thinking": "Thinking (enable_thinking)",
+        "chat.thinking_info": "Let the model reason first; its reasoning appears in a separate box.",
+        "chat.thinking_always": "🤔 This model always thinks before answering; its reasoning appears in a separate “Thinking” box.",
+        "chat.system_prompt": "System prompt",
+        "chat.system_placeholder": "e.g. You are a patient teacher. Answer in simple words.",
+        "chat.temperature": "temperature",
+        "chat.temperature_info": "0 = focused, 2 = very random",
+        "chat.top_p": "top_p",
+        "chat.max_tokens": "max_tokens",
+        "chat.max_tokens_info": "0 = the model's default length",
+        "chat.chatbot": "Conversation",
+        "chat.placeholder": "Type a message and press Enter…",
+        "chat.export": "Export conversation (Markdown + JSON)",
+        "chat.export_files": "Exported files",
+        "chat.thinking_title": "🤔 Thinking",
+        "chat.cut_title": "⚠️ Answer cut off",
+        "chat.cut_body": "The connection broke before the answer finished; the part above is what arrived. Press ↻ to try again.",
+        "chat.empty_answer": "*(the model returned an empty answer)*",
+        "chat.no_message": "a message to send",
+        "chat.nothing_to_export": "Nothing to export yet: chat first.",
+        "chat.you": "You",
+        "chat.assistant": "Assistant",
+    },
+    "zh": {
+        "chat.tab": "对话",
+        "chat.settings": "模型与参数",
+        "chat.model_info": "从列表中选择，或输入任意 ModelScope 模型 ID。",
+        "chat.thinking": "深度思考（enable_thinking）",
+        "chat.thinking_info": "让模型先推理；推理过程显示在单独的框里。",
+        "chat.thinking_always": "🤔 这个模型总会先思考再回答；思考过程显示在单独的“思考”框里。",
+        "chat.system_prompt": "系统提示词",
+        "chat.system_placeholder": "例如：你是一位耐心的老师，请用简单的话回答。",
+        "chat.temperature": "temperature（温度）",
+        "chat.temperature_info": "0 = 稳定，2 = 非常随机",
+        "chat.top_p": "top_p",
+        "chat.max_tokens": "max_tokens（最大长度）",
+        "chat.max_tokens_info": "0 = 使用模型默认长度",
+        "chat.chatbot": "对话",
+        "chat.placeholder": "输入消息，按回车发送……",
+        "chat.export": "导出对话（Markdown + JSON）",
+        "chat.export_files": "导出的文件",
+        "chat.thinking_title": "🤔 思考过程",
+        "chat.cut_title": "⚠️ 回答被截断",
+        "chat.cut_body": "回答尚未完成连接就断开了；上面是已收到的部分。点击 ↻ 重试。",
+        "chat.empty_answer": "*（模型返回了空回答）*",
+        "chat.no_message": "要发送的消息",
+        "chat.nothing_to_export": "还没有可导出的内容：先聊几句吧。",
+        "chat.you": "你",
+        "chat.assistant": "助手",
+    },
+}
+
+EXAMPLES = [
+    ["用三句话向中学生解释什么是大语言模型。"],
+    ["Explain recursion to a 12-year-old, with a short Python example."],
+    ["一个笼子里有鸡和兔共 35 只，脚共 94 只。鸡和兔各有几只？请一步步推理。"],
+    ["Write a haiku about autumn in Hangzhou, then translate it into Chinese."],
+]
+
+
+def t(key: str, lang: str) -> str:
+    """This module's run-time strings (independent of the merged i18n tables)."""
+    return STRINGS.get(lang, STRINGS["en"]).get(key) or STRINGS["en"][key]
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def content_text(content: Any) -> str:
+    """The text of a Chatbot message's content, whatever shape Gradio gave it."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, (list, tuple)):
+        return "\n".join(filter(None, (content_text(c) for c in content)))
+    if isinstance(content, dict):
+        if content.get("type") == "text" or "text" in content:
+            return str(content.get("text") or "")
+        return ""  # a file or a component: not text
+    return ""
+
+
+def _get(msg: Any, key: str, default=None):
+    return msg.get(key, default) if isinstance(msg, dict) else getattr(msg, key, default)
+
+
+def is_note(msg: Any) -> bool:
+    """Thinking boxes and notes carry a metadata title; they are shown, never sent back."""
+    meta = _get(msg, "metadata") or {}
+    return bool(meta.get("title")) if isinstance(meta, dict) else False
+
+
+def history_to_messages(history: list | None) -> list[dict[str, str]]:
+    """Chatbot history → API messages: text only, notes dropped, same-role runs merged."""
+    out: list[dict[str, str]] = []
+    for msg in history or []:
+        role = _get(msg, "role")
+        if role not in ("user", "assistant") or is_note(msg):
+            continue
+        text = content_text(_get(msg, "content")).strip()
+        if not text:
+            continue
+        if out and out[-1]["role"] == role:  # e.g. a question left unanswered by an error
+            out[-1]["content"] += "\n\n" + text
+        else:
+            out.append({"role": role, "content": text})
+    return out
+
+
+def toast(err: BaseException, lang: str) -> str:
+    """explain() as safe HTML for a toast: the server's text escaped, links clickable."""
+    escaped = html.escape(explain(err, lang), quote=False)
+    return re.sub(r"(https?://[^\s<>()\]，。）]+)",
+                  r'<a href="\1" target="_blank" rel="noopener">\1</a>', escaped)
+
+
+# --------------------------------------------------------------------------- one call
+
+
+@dataclass
+class Turn:
+    """What one streamed answer looks like so far."""
+
+    source: str = ""
+    reasoning_parts: list[str] = field(default_factory=list)
+    content_parts: list[str] = field(default_factory=list)
+    think_started: float | None = None
+    think_seconds: float | None = None
+    finished: bool = False
+    quota: Quota | None = None
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(self.reasoning_parts)
+
+    @property
+    def content(self) -> str:
+        return "".join(self.content_parts)
+
+    def messages(self, lang: str, cut: bool = False) -> list[dict[str, Any]]:
+        """The assistant's Chatbot messages: a Thinking box (if any), then the answer."""
+        out: list[dict[str, Any]] = []
+        content = self.content
+        if self.reasoning_parts:
+            meta: dict[str, Any] = {"title": t("chat.thinking_title", lang),
+                                    "status": "done" if (content or self.finished or cut) else "pending"}
+            if self.think_seconds is not None:
+                meta["duration"] = round(self.think_seconds, 1)
+            out.append({"role": "assistant", "content": self.reasoning, "metadata": meta})
+        if content:
+            out.append({"role": "assistant", "content": content})
+        elif self.finished:
+            out.append({"role": "assistant", "content": t("chat.empty_answer", lang)})
+        if cut:
+            out.append({"role": "assistant", "content": t("chat.cut_body", lang),
+                        "metadata": {"title": t("chat.cut_title", lang), "status": "done"}})
+        return out
+
+
+def stream_turn(ctx: AppContext, req: ChatRequest, token: str | None, source: str, session: str,
+                interval: float = YIELD_INTERVAL) -> Iterator[Turn]:
+    """Stream one answer, yielding the growing Turn at most every `interval` seconds and
+    always once at the end. Bad input raises before anything is counted or sent; the
+    server-token guard is charged only for calls that reached the server."""
+    if not token:
+        raise MissingTokenError("No ModelScope token was given.")
+    req.create_kwargs(stream=True)  # validation: raises ValidationError naming the field
+    if source == SOURCE_SERVER:
+        ctx.guard.take(session)
+    turn = Turn(source=source)
+    received = False
+    last = 0.0
+    try:
+        for event in ChatClient(token, ctx.base_url).stream(req):
+            received = True
+            if isinstance(event, ReasoningDelta):
+                if turn.think_started is None:
+                    turn.think_started = time.monotonic()
+                turn.reasoning_parts.append(event.text)
+            elif isinstance(event, ContentDelta):
+                if turn.think_started is not None and turn.think_seconds is None:
+                    turn.think_seconds = time.monotonic() - turn.think_started
+                turn.content_parts.append(event.text)
+            elif isinstance(event, ChatDone):
+                turn.finished, turn.quota = True, event.quota
+                continue
+            now = time.monotonic()
+            if now - last >= interval:
+                last = now
+                yield turn
+    except APIConnectionError as err:
+        if source == SOURCE_SERVER and not received and not isinstance(err, IncompleteStreamError):
+            ctx.guard.give_back(session)  # never reached the server
+        raise
+    if turn.think_started is not None and turn.think_seconds is None:
+        turn.think_seconds = time.monotonic() - turn.think_started
+    yield turn
+
+
+def quota_line(ctx: AppContext, quota: Quota | None, source: str, request, lang: str):
+    """The header's quota line, or gr.skip() when there is nothing new to say."""
+    line = format_quota(ctx, quota, source, request, lang)
+    return line if line else gr.skip()
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_files(history: list | None, request: gr.Request | None = None) -> list[str]:
+    """Write the conversation as Markdown and JSON into a fresh private temp dir."""
+    lang = lang_of(request)
+    rows = []
+    for msg in history or []:
+        role = _get(msg, "role")
+        text = content_text(_get(msg, "content"))
+        meta = _get(msg, "metadata") or {}
+        title = meta.get("title") if isinstance(meta, dict) else None
+        if role not in ("user", "assistant"):
+            continue
+        row = {"role": role, "content": text}
+        if title:
+            row["note"] = title
+        rows.append(row)
+    if not rows:
+        raise gr.Error(t("chat.nothing_to_export", lang))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = Path(tempfile.mkdtemp(prefix="chat-export-"))
+    md_lines = [f"# Chat — {stamp}", ""]
+    for row in rows:
+        if row.get("note"):
+            quoted = "\n".join("> " + line for line in row["content"].splitlines())
+            md_lines += [f"> **{row['note']}**", ">", quoted, ""]
+        else:
+            who = t("chat.you", lang) if row["role"] == "user" else t("chat.assistant", lang)
+            md_lines += [f"**{who}:**", "", row["content"], ""]
+    md = folder / f"chat-{stamp}.md"
+    md.write_text("\n".join(md_lines), encoding="utf-8")
+    js = folder / f"chat-{stamp}.json"
+    js.write_text(json.dumps({"exported": stamp, "messages": rows}, ensure_ascii=False, indent=2),
+                  encoding="utf-8")
+    return [str(md), str(js)]
+
+
+# --------------------------------------------------------------------------- the tab
+
+
+def thinking_controls(model: str):
+    """(checkbox update, note update) for a model's thinking mode."""
+    mode = catalog.thinking_mode(model or "")
+    return (gr.update(visible=mode == catalog.THINKING_SWITCH),
+            gr.update(visible=mode == catalog.THINKING_ALWAYS))
+
+
+def make_respond(ctx: AppContext):
+    def chat(message: str, history: list, model: str, system_prompt: str, temperature: float,
+             top_p: float, max_tokens: int, enable_thinking: bool, token_state: str | None,
+             request: gr.Request):
+        """Send `message` (with this session's history) to a ModelScope chat model; streams
+        the answer. The reasoning of thinking models comes as a separate message whose
+        metadata has a title. max_tokens 0 means the model's default."""
+        lang = lang_of(request)
+        token, source = ctx.token_for(token_state, request)
+        try:
+            if not isinstance(message, str) or not message.strip():
+                raise ValidationError("message", message, t("chat.no_message", "en"))
+            mode = catalog.thinking_mode(model or "")
+            req = ChatRequest(
+                model=(model or "").strip(),
+                messages=[*history_to_messages(history), {"role": "user", "content": message}],
+                system_prompt=system_prompt or None,
+                temperature=temperature,
+                top_p=top_p,
+                max_tokens=None if max_tokens in (None, 0) else max_tokens,
+                enable_thinking=bool(enable_thinking) if mode == catalog.THINKING_SWITCH else None,
+            )
+            req.validate()
+        except ValidationError as err:
+            raise gr.Error(toast(err, lang), duration=None, print_exception=False) from None
+        code = chat_code(req, ctx.base_url)
+        yield [], gr.skip(), code
+        try:
+            turn = Turn(source=source)
+            for turn in stream_turn(ctx, req, token, source, session_id(request)):
+                yield turn.messages(lang), gr.skip(), gr.skip()
+            yield turn.messages(lang), quota_line(ctx, turn.quota, source, request, lang), code
+        except IncompleteStreamError as err:
+            cut = Turn(source=source, reasoning_parts=[err.partial_reasoning],
+                       content_parts=[err.partial_content])
+            cut.reasoning_parts = [p for p in cut.reasoning_parts if p]
+            gr.Warning(toast(err, lang), duration=None)
+            yield cut.messages(lang, cut=True), quota_line(ctx, err.quota, source, request, lang), code
+        except (ModelScopeError, QuotaCapReached) as err:
+            yield [], quota_line(ctx, getattr(err, "quota", None), source, request, lang), code
+            raise gr.Error(toast(err, lang), duration=None, print_exception=False) from None
+
+    return chat
+
+
+def build(ctx: AppContext, shared: Shared) -> None:
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=260):
+            with gr.Accordion(I18nData("chat.settings"), open=True):
+                model = gr.Dropdown(list(catalog.CHAT_MODELS), value=catalog.DEFAULT_CHAT_MODEL,
+                                    allow_custom_value=True, label=I18nData("common.model"),
+                                    info=I18nData("chat.model_info"))
+                first_box, first_note = thinking_controls(catalog.DEFAULT_CHAT_MODEL)
+                enable_thinking = gr.Checkbox(False, label=I18nData("chat.thinking"),
+                                              info=I18nData("chat.thinking_info"),
+                                              visible=first_box["visible"])
+                thinking_note = gr.Markdown(I18nData("chat.thinking_always"),
+                                            visible=first_note["visible"])
+                system_prompt = gr.Textbox(label=I18nData("chat.system_prompt"), lines=3,
+                                           placeholder=I18nData("chat.system_placeholder"))
+                temperature = gr.Slider(0, 2, value=0.7, step=0.05, label=I18nData("chat.temperature"),
+                                        info=I18nData("chat.temperature_info"))
+                top_p = gr.Slider(0.05, 1, value=0.8, step=0.05, label=I18nData("chat.top_p"))
+                max_tokens = gr.Slider(0, 16384, value=0, step=1, label=I18nData("chat.max_tokens"),
+                                       info=I18nData("chat.max_tokens_info"))
+        with gr.Column(scale=3):
+            code = code_box(render=False)
+            chat = gr.ChatInterface(
+                make_respond(ctx),
+                chatbot=gr.Chatbot(label=I18nData("chat.chatbot"), height=520, editable="user",
+                                   layout="bubble", autoscroll=True),
+                textbox=gr.Textbox(placeholder=I18nData("chat.placeholder"), show_label=False,
+                                   submit_btn=True, stop_btn=True, scale=7),
+                additional_inputs=[model, system_prompt, temperature, top_p, max_tokens,
+                                   enable_thinking, shared.token_state],
+                additional_outputs=[shared.quota_md, code],
+                editable=True,
+                examples=EXAMPLES,
+                cache_examples=False,
+                run_examples_on_click=True,
+                api_name="chat",
+                concurrency_limit=ctx.concurrency,
+                fill_height=False,
+                autofocus=False,
+            )
+            with gr.Row():
+                export_btn = gr.Button(I18nData("chat.export"), size="sm", variant="secondary")
+            exports = gr.File(label=I18nData("chat.export_files"), file_count="multiple",
+                              visible=False, interactive=False)
+            code_accordion(code)
+    model.change(thinking_controls, model, [enable_thinking, thinking_note],
+                 queue=False, show_progress="hidden", api_visibility="private")
+
+    def export(history: list, request: gr.Request):
+        return gr.update(value=export_files(history, request), visible=True)
+
+    export_btn.click(export, chat.chatbot, exports, api_visibility="private",
+                     concurrency_limit=ctx.concurrency)

@@ -1,0 +1,42 @@
+"""The "Show code" accordion every tab shows under its controls: the Python behind the last
+request of this browser session (a per-session event output, so nobody sees anyone else's),
+with the token read from the environment, never written into the code."""
+
+from __future__ import annotations
+
+import gradio as gr
+from gradio.i18n import I18nData
+
+from modelscope_api.chat import ChatRequest
+
+try:  # being written by another engineer; the tabs work (without code) until it lands
+    from modelscope_api import snippets as _snippets
+except ImportError:  # pragma: no cover - only while snippets.py is missing
+    _snippets = None
+
+
+def code_box(render: bool = True) -> gr.Code:
+    return gr.Code(value="", language="python", label=I18nData("common.code_label"),
+                   interactive=False, lines=12, max_lines=40, render=render)
+
+
+def code_accordion(code: gr.Code | None = None, open: bool = False) -> gr.Code:
+    """An Accordion "Show code" holding `code` (rendered here; made if not given); returns it.
+
+    Pass a `code_box(render=False)` when an event defined earlier must already name it."""
+    with gr.Accordion(I18nData("common.show_code"), open=open):
+        gr.Markdown(I18nData("common.copy_hint"))
+        if code is None:
+            return code_box()
+        code.render()
+        return code
+
+
+def chat_code(req: ChatRequest, base_url: str | None) -> str:
+    """snippets.chat_snippet(req, base_url), or a comment if it cannot be rendered."""
+    if _snippets is None:
+        return "# (code view not available in this build)"
+    try:
+        return _snippets.chat_snippet(req, base_url)
+    except Exception as exc:  # a snippet must never break a chat
+        return f"# could not render the code for this request: {type(exc).__name__}"

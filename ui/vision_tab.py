@@ -1,0 +1,214 @@
+"""The Vision Q&A tab: ask a vision-language model about one image, then follow up.
+
+The image is a public URL (the preview is loaded by the browser; the server never fetches a
+user's URL) or an upload (validated with Pillow, sent as a data: URL). It travels in the first
+user message of the conversation; follow-ups send only text. History lives in a per-session
+gr.State.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from gradio.i18n import I18nData
+
+from modelscope_api import catalog
+from modelscope_api.chat import ChatRequest, image_part, image_to_data_url
+from modelscope_api.errors import IncompleteStreamError, ModelScopeError, ValidationError
+
+from .chat_tab import Turn, quota_line, stream_turn, toast
+from .code import chat_code, code_accordion
+from .context import AppContext, QuotaCapReached, session_id
+from .explain import lang_of
+from .shared import Shared
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+STRINGS = {
+    "en": {
+        "vision.tab": "Vision Q&A",
+        "vision.image_url": "Image URL",
+        "vision.image_url_placeholder": "https://…/photo.jpg  (a public link; your browser shows the preview)",
+        "vision.upload": "…or upload an image (PNG, JPEG, WebP, GIF, BMP; up to 10 MB)",
+        "vision.question": "Question",
+        "vision.question_placeholder": "What is in this picture?",
+        "vision.ask": "Ask",
+        "vision.stop": "Stop",
+        "vision.new": "New image / clear",
+        "vision.chatbot": "Answers",
+        "vision.examples": "Examples (click one, then Ask)",
+        "vision.model_info": "A vision-language (VL) model; you can type any model id.",
+        "vision.hint": "Ask a first question about the image, then follow up: the image stays in the conversation until you press “New image / clear”.",
+        "vision.need_image": "an image URL (https://…) or an uploaded image",
+        "vision.need_question": "a question about the image",
+    },
+    "zh": {
+        "vision.tab": "看图问答",
+        "vision.image_url": "图片链接",
+        "vision.image_url_placeholder": "https://…/photo.jpg（公开链接；预览由你的浏览器加载）",
+        "vision.upload": "……或上传图片（PNG、JPEG、WebP、GIF、BMP，最大 10 MB）",
+        "vision.question": "问题",
+        "vision.question_placeholder": "这张图片里有什么？",
+        "vision.ask": "提问",
+        "vision.stop": "停止",
+        "vision.new": "换图片 / 清空",
+        "vision.chatbot": "回答",
+        "vision.examples": "示例（点击后再按“提问”）",
+        "vision.model_info": "选择视觉语言（VL）模型，也可以输入任意模型 ID。",
+        "vision.hint": "先就图片提一个问题，然后可以继续追问：在点击“换图片 / 清空”之前，图片会一直保留在对话中。",
+        "vision.need_image": "图片链接（https://…）或上传的图片",
+        "vision.need_question": "关于图片的问题",
+    },
+}
+
+EXAMPLES = [
+    ["red_circle.png", "图片里是什么形状？是什么颜色？"],
+    ["bar_chart.png", "Which bar is the tallest, and roughly what is its value?"],
+    ["street_sign.jpg", "这个路牌上写了什么？请翻译成英文。"],
+    ["street_sign.jpg", "Read the text on this sign. What does it tell drivers to do?"],
+]
+
+# Runs in the browser only: the preview <img> is fetched by the user's browser, not the server.
+PREVIEW_JS = """(url) => {
+  const u = (url || "").trim();
+  if (!/^https?:\\/\\/[^\\s"'<>]+$/i.test(u)) return "";
+  const esc = u.replace(/&/g, "&amp;").replace(/"/g, "&quot;");
+  return `<img src="${esc}" alt="preview" referrerpolicy="no-referrer" style="max-width:100%;max-height:260px;border-radius:8px">`;
+}"""
+
+
+def t(key: str, lang: str) -> str:
+    return STRINGS.get(lang, STRINGS["en"]).get(key) or STRINGS["en"][key]
+
+
+def _upload_path(image: Any) -> str | None:
+    """The local path of an upload, whatever shape it came in (str path, FileData dict)."""
+    if isinstance(image, dict):
+        image = image.get("path")
+    return str(image) if image else None
+
+
+def image_key(image_url: str | None, upload: str | None) -> tuple[str | None, Any]:
+    """(conversation key, image source) for the inputs; the upload wins over the URL."""
+    if upload:
+        digest = hashlib.sha256(Path(upload).read_bytes()).hexdigest()[:16] if Path(upload).is_file() else upload
+        return f"file:{digest}", upload
+    url = (image_url or "").strip()
+    if url:
+        return f"url:{url}", url
+    return None, None
+
+
+def first_message(question: str, image_url: str | None, upload: str | None) -> dict[str, Any]:
+    """The first user message: the image part, then the question (ValidationError if bad)."""
+    if upload:  # Pillow-checked, size-limited, sent inline
+        part = {"type": "image_url", "image_url": {"url": image_to_data_url(upload)}}
+    else:  # only checked to be an http(s) URL; ModelScope fetches it, we never do
+        part = image_part((image_url or "").strip())
+    return {"role": "user", "content": [part, {"type": "text", "text": question}]}
+
+
+def make_ask(ctx: AppContext):
+    def vision(image_url: str, image: str | None, question: str, model: str,
+               conversation: dict | None, token_state: str | None, request: gr.Request):
+        """Ask `model` a `question` about an image given as `image_url` (http(s) link) and/or
+        `image` (an upload; it wins when both are given). Later calls in the same session
+        without an image (or with the same image) are follow-ups about it. Streams the
+        conversation as Chatbot messages."""
+        lang = lang_of(request)
+        before = conversation if isinstance(conversation, dict) else None
+        upload = _upload_path(image)
+        try:
+            if not isinstance(question, str) or not question.strip():
+                raise ValidationError("question", question, t("vision.need_question", "en"))
+            question = question.strip()
+            key, source = image_key(image_url, upload)
+            if key is not None and (before is None or before.get("key") != key):
+                api_messages = [first_message(question, image_url, upload)]  # a new conversation
+                display: list[dict[str, Any]] = [
+                    {"role": "user", "content": {"path": upload} if upload else f"![image]({source})"}
+                ]
+            elif before is not None:  # a follow-up: the image is already in the first message
+                key = before["key"]
+                api_messages = [*before["messages"], {"role": "user", "content": question}]
+                display = list(before["display"])
+            else:
+                raise ValidationError("image_url", image_url or "", t("vision.need_image", "en"))
+            display.append({"role": "user", "content": question})
+            req = ChatRequest(model=(model or "").strip(), messages=api_messages)
+            req.validate()
+        except ValidationError as err:
+            raise gr.Error(toast(err, lang), duration=None, print_exception=False) from None
+        token, kind = ctx.token_for(token_state, request)
+        code = chat_code(req, ctx.base_url)
+        yield display, gr.skip(), gr.skip(), gr.skip(), code
+        try:
+            turn = Turn(source=kind)
+            for turn in stream_turn(ctx, req, token, kind, session_id(request)):
+                yield display + turn.messages(lang), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            answer, shown, quota = turn.content, display + turn.messages(lang), turn.quota
+        except IncompleteStreamError as err:
+            cut = Turn(source=kind, reasoning_parts=[p for p in [err.partial_reasoning] if p],
+                       content_parts=[err.partial_content])
+            answer, shown, quota = err.partial_content, display + cut.messages(lang, cut=True), err.quota
+            gr.Warning(toast(err, lang), duration=None)
+        except (ModelScopeError, QuotaCapReached) as err:
+            # Back to where we were; the question stays in its box for another try.
+            yield (before["display"] if before else [], gr.skip(), gr.skip(),
+                   quota_line(ctx, getattr(err, "quota", None), kind, request, lang), code)
+            raise gr.Error(toast(err, lang), duration=None, print_exception=False) from None
+        new_conv = {"key": key, "display": shown,
+                    "messages": [*api_messages, {"role": "assistant", "content": answer}]}
+        yield shown, new_conv, "", quota_line(ctx, quota, kind, request, lang), code
+
+    return vision
+
+
+def build(ctx: AppContext, shared: Shared) -> None:
+    conversation = gr.State(None)
+    gr.Markdown(I18nData("vision.hint"))
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=280):
+            image_url = gr.Textbox(label=I18nData("vision.image_url"), max_lines=1,
+                                   placeholder=I18nData("vision.image_url_placeholder"))
+            preview = gr.HTML("")
+            image = gr.Image(type="filepath", label=I18nData("vision.upload"), image_mode=None,
+                             sources=["upload", "clipboard"], height=240)
+            model = gr.Dropdown(list(catalog.VISION_MODELS), value=catalog.DEFAULT_VISION_MODEL,
+                                allow_custom_value=True, label=I18nData("common.model"),
+                                info=I18nData("vision.model_info"))
+        with gr.Column(scale=2):
+            chatbot = gr.Chatbot(label=I18nData("vision.chatbot"), height=440, layout="bubble")
+            question = gr.Textbox(label=I18nData("vision.question"), lines=2,
+                                  placeholder=I18nData("vision.question_placeholder"))
+            with gr.Row():
+                ask_btn = gr.Button(I18nData("vision.ask"), variant="primary")
+                stop_btn = gr.Button(I18nData("vision.stop"), variant="stop")
+                new_btn = gr.Button(I18nData("vision.new"))
+            gr.Examples([[str(ASSETS / f), q] for f, q in EXAMPLES if (ASSETS / f).is_file()],
+                        inputs=[image, question], label=I18nData("vision.examples"),
+                        cache_examples=False)
+            code = code_accordion()
+
+    # Browser-only: preview the URL, and keep one image source at a time.
+    image_url.change(None, image_url, preview, js=PREVIEW_JS)
+    image_url.input(None, None, image, js="() => null")
+    image.upload(None, None, [image_url, preview], js="() => ['', '']")
+
+    ask_event = gr.on(
+        [ask_btn.click, question.submit],
+        make_ask(ctx),
+        [image_url, image, question, model, conversation, shared.token_state],
+        [chatbot, conversation, question, shared.quota_md, code],
+        api_name="vision",
+        concurrency_limit=ctx.concurrency,
+        show_progress="minimal",
+    )
+    stop_btn.click(None, cancels=[ask_event])
+    new_btn.click(lambda: ("", None, "", [], None, ""), None,
+                  [image_url, image, preview, chatbot, conversation, question],
+                  queue=False, api_visibility="private")
+    chatbot.clear(lambda: None, None, conversation, queue=False, api_visibility="private")
