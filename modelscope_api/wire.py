@@ -56,3 +56,14 @@ MSG_TASK_NOT_FOUND = "task not found"
 MSG_THINKING_NON_STREAM = "parameter.enable_thinking must be set to false for non-streaming calls"
 MSG_RATE_LIMIT = "Request limit exceeded."
 MSG_SERVER_BUSY = "Server is busy, please try again later"
+
+# Full server messages the simulator sends (added for the simulator; the client matches the
+# lower-cased substrings above where it needs to tell them apart).
+MSG_ALIYUN_NOT_BOUND = "Please bind your Alibaba Cloud account before use."
+MSG_REAL_NAME_REQUIRED = (
+    "Please complete real-name verification of your Alibaba Cloud account before use."
+)
+MSG_NO_PROVIDER = "Model id : {model} , has no provider supported"  # .format(model=...)
+MSG_QUOTA_CN = "达到使用量上限"  # "usage limit reached", sent with code CODE_TOO_MANY_REQUESTS
+CODE_TOO_MANY_REQUESTS = "too_many_requests"
+MSG_INAPPROPRIATE = "Output data may contain inappropriate content."  # FAILED task, code 422
