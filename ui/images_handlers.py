@@ -18,7 +18,7 @@ import gradio as gr
 from gradio import processing_utils
 from gradio.utils import get_upload_folder
 
-from modelscope_api import catalog, storage
+from modelscope_api import catalog, storage, wire
 from modelscope_api.errors import (
     APIConnectionError,
     MissingTokenError,
@@ -126,6 +126,23 @@ class ImageHandlers:
         files = shown + [processing_utils.save_file_to_cache(s.sidecar, cache) for s in saved]
         return shown, files, [str(s.path) for s in saved]
 
+    def explain_failure(self, err: BaseException, last: StatusUpdate | None, lang: str) -> str:
+        """explain(), plus what only this tab knows: which step failed and the task id."""
+        task = last.task_id if last else None
+        status = getattr(err, "status", None)
+        message = getattr(err, "message", None) or str(err)
+        if task and last.status == wire.STATUS_SUCCEED and isinstance(err, ModelScopeError) and status:
+            msg = self.t("img.err_download", lang, task=task, status=status)
+        elif task and status == 404 and wire.MSG_TASK_NOT_FOUND in message.lower():
+            msg = self.t("img.err_task_not_found", lang, task=task)
+        else:
+            msg = explain(err, lang)
+            if task and task not in msg:
+                msg += f" (task {task})" if lang != "zh" else f"（任务 {task}）"
+            return msg
+        request_id = getattr(err, "request_id", None)
+        return msg + (f" [request_id: {request_id}]" if request_id else "")
+
     def _status_line(self, u: StatusUpdate, lang: str, now_elapsed: float) -> str:
         return self.t("img.status_line", lang, task=u.task_id, status=u.status,
                       elapsed=now_elapsed, polls=u.polls)
@@ -192,7 +209,7 @@ class ImageHandlers:
             if isinstance(err, APIConnectionError) and source == SOURCE_SERVER and last is None:
                 self.ctx.guard.give_back(sid)  # nothing reached the server
             quota = getattr(err, "quota", None)
-            msg = explain(err, lang)
+            msg = self.explain_failure(err, last, lang)
             key = "img.status_cancelled" if isinstance(err, TaskCancelledError) else "img.status_error"
             out = dict(status=self.t(key, lang, msg=msg))
             if quota is not None:
@@ -239,15 +256,15 @@ class ImageHandlers:
             token, source = self._token(token_state, request, sid)
         except (ModelScopeError, QuotaCapReached) as err:
             raise gr.Error(explain(err, lang), print_exception=False) from None
-        cancel = threading.Event()
+        cancel, seen = threading.Event(), []
         self._register(sid, cancel)
         try:
             client = ImageClient(token, self.ctx.base_url, timeout=image_timeout(self.ctx))
-            result = client.generate(req, cancel=cancel)
+            result = client.generate(req, cancel=cancel, on_status=seen.append)
         except ModelScopeError as err:
-            if isinstance(err, APIConnectionError) and source == SOURCE_SERVER:
+            if isinstance(err, APIConnectionError) and source == SOURCE_SERVER and not seen:
                 self.ctx.guard.give_back(sid)
-            raise gr.Error(explain(err, lang), print_exception=False) from None
+            raise gr.Error(self.explain_failure(err, seen[-1] if seen else None, lang), print_exception=False) from None
         finally:
             cancel.set()
             self._unregister(sid, cancel)
