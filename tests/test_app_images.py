@@ -432,3 +432,15 @@ def test_only_generate_image_is_public(app):
     params = [p["parameter_name"] for p in info["named_endpoints"]["/generate_image"]["parameters"]]
     assert params == ["model", "prompt", "negative_prompt", "width", "height", "seed", "steps", "guidance",
                       "loras", "image_url", "randomize_seed"]
+
+
+def test_timeout_comes_from_ctx_or_environment(monkeypatch):
+    from ui.images_handlers import TIMEOUT_ENV, image_timeout
+
+    ctx = AppContext(base_url="http://127.0.0.1:9/")
+    monkeypatch.delenv(TIMEOUT_ENV, raising=False)
+    assert image_timeout(ctx) == 300.0
+    monkeypatch.setenv(TIMEOUT_ENV, "42")
+    assert image_timeout(ctx) == 42.0
+    ctx.image_timeout = 5
+    assert image_timeout(ctx) == 5.0

@@ -209,9 +209,13 @@ class ImageHandlers:
             if isinstance(err, APIConnectionError) and source == SOURCE_SERVER and last is None:
                 self.ctx.guard.give_back(sid)  # nothing reached the server
             quota = getattr(err, "quota", None)
-            msg = self.explain_failure(err, last, lang)
-            key = "img.status_cancelled" if isinstance(err, TaskCancelledError) else "img.status_error"
-            out = dict(status=self.t(key, lang, msg=msg))
+            if isinstance(err, TaskCancelledError):
+                key, msg = "img.status_cancelled", ""
+                status = self.t(key, lang, task=f"`{last.task_id}`" if last else "-")
+            else:
+                key, msg = "img.status_error", self.explain_failure(err, last, lang)
+                status = self.t(key, lang, msg=msg)
+            out = dict(status=status)
             if quota is not None:
                 out["quota"] = format_quota(self.ctx, quota, source, request, lang)
             if key == "img.status_error":
@@ -284,7 +288,7 @@ class ImageHandlers:
         if not running:
             return self.t("img.nothing_running", lang)
         tasks = ", ".join(f"`{t}`" for t in running.values() if t)
-        return self.t("img.status_cancelled", lang, msg=tasks or "")
+        return self.t("img.status_cancelled", lang, task=tasks or "-")
 
     def family_note(self, model, lang: str) -> str:
         fam = catalog.image_family(model or "")

@@ -52,7 +52,7 @@ STRINGS = {
         "img.status_done": "✅ Task `{task}` · **SUCCEED** · seed {seed} · {size} · {elapsed:.1f} s · saved as `{name}`",
         "img.status_error": "❌ {msg}",
         "img.status_invalid": "⚠️ {msg}",
-        "img.status_cancelled": "⏹️ Cancelled. {msg}",
+        "img.status_cancelled": "⏹️ Cancelled: task {task} is no longer polled.",
         "img.err_download": "The picture was made (task {task}) but downloading it failed ({status}). "
         "Output links expire quickly; generate again.",
         "img.err_task_not_found": "The server no longer knows task {task} (task not found). Generate again.",
@@ -94,7 +94,7 @@ STRINGS = {
         "img.status_done": "✅ 任务 `{task}` · **SUCCEED** · 种子 {seed} · {size} · {elapsed:.1f} 秒 · 已保存为 `{name}`",
         "img.status_error": "❌ {msg}",
         "img.status_invalid": "⚠️ {msg}",
-        "img.status_cancelled": "⏹️ 已取消。{msg}",
+        "img.status_cancelled": "⏹️ 已取消：不再查询任务 {task}。",
         "img.err_download": "图片已生成（任务 {task}），但下载失败（{status}）。输出链接很快会过期，请重新生成。",
         "img.err_task_not_found": "服务器找不到任务 {task}（task not found）。请重新生成。",
         "img.nothing_running": "当前没有正在进行的任务。",
