@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from modelscope_api.simulator import SimConfig, Simulator
 from ui.context import AppContext, ServerTokenGuard
 
 
@@ -26,7 +25,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def fake_request(session: str = "s1", lang: str = "en", token: str | None = None):
+def _fake_request(session: str = "s1", lang: str = "en", token: str | None = None):
     headers = {"accept-language": "zh-CN,zh;q=0.9" if lang == "zh" else "en-US,en;q=0.9"}
     if token:
         headers["x-modelscope-token"] = token
@@ -38,7 +37,7 @@ class Studio:
     url: str
     ctx: AppContext
     demo: object
-    sim: Simulator
+    sim: object  # modelscope_api.simulator.Simulator
 
     def reset(self) -> None:
         self.sim.clear_faults()
@@ -47,8 +46,17 @@ class Studio:
         self.ctx.guard = ServerTokenGuard()
 
 
+@pytest.fixture
+def fake_request():
+    """fake_request(session="s1", lang="en", token=None) -> a gr.Request stand-in
+    (accept-language set; `token` goes into the X-ModelScope-Token header)."""
+    return _fake_request
+
+
 @pytest.fixture(scope="session")
 def simulator():
+    from modelscope_api.simulator import SimConfig, Simulator
+
     with Simulator(SimConfig(task_seconds=0.3, ttft=0.01, tokens_per_second=3000)) as sim:
         yield sim
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import openai.resources  # noqa: F401  # the SDK imports these lazily: ~2 s on the first student's call
 from gradio.i18n import I18nData
 
 from modelscope_api import catalog
@@ -156,7 +157,7 @@ def history_to_messages(history: list | None) -> list[dict[str, str]]:
 def toast(err: BaseException, lang: str) -> str:
     """explain() as safe HTML for a toast: the server's text escaped, links clickable."""
     escaped = html.escape(explain(err, lang), quote=False)
-    return re.sub(r"(https?://[^\s<>()\]，。）]+)",
+    return re.sub(r"(https?://[^\s<>()\]，。）]*[^\s<>()\]，。）.,;:!?])",
                   r'<a href="\1" target="_blank" rel="noopener">\1</a>', escaped)
 
 
@@ -312,7 +313,7 @@ def make_respond(ctx: AppContext):
             mode = catalog.thinking_mode(model or "")
             req = ChatRequest(
                 model=(model or "").strip(),
-                messages=[*history_to_messages(history), {"role": "user", "content": message}],
+                messages=history_to_messages([*(history or []), {"role": "user", "content": message}]),
                 system_prompt=system_prompt or None,
                 temperature=temperature,
                 top_p=top_p,
