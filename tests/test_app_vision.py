@@ -1,0 +1,172 @@
+"""The Vision Q&A tab: the public `/vision` endpoint through gradio_client (URL, upload,
+follow-ups, errors) and the handler's validation called directly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from modelscope_api import catalog
+from modelscope_api.config import fingerprint
+from ui import vision_tab
+from ui.chat_tab import content_text
+from ui.context import AppContext
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+TOKEN = "ms-test-vision"
+VL = catalog.DEFAULT_VISION_MODEL
+URL = "https://example.com/cat.png"
+
+
+def client(studio, token: str | None = TOKEN) -> Client:
+    headers = {"X-ModelScope-Token": token} if token else {}
+    return Client(studio.url, headers=headers, verbose=False, download_files=False)
+
+
+def ask(c: Client, question: str, image_url: str = "", image=None, model: str = VL):
+    return c.predict(image_url, image, question, model, api_name="/vision")
+
+
+def last_chat(sim):
+    return [e for e in sim.log if e.path.endswith("/chat/completions")][-1]
+
+
+def image_urls(body) -> list[str]:
+    return [part["image_url"]["url"] for m in body["messages"] if isinstance(m["content"], list)
+            for part in m["content"] if part.get("type") == "image_url"]
+
+
+def test_example_assets_are_real_images():
+    from PIL import Image
+
+    for name, _ in vision_tab.EXAMPLES:
+        with Image.open(ASSETS / name) as img:
+            img.verify()
+
+
+def test_url_question_and_follow_up(clean_studio):
+    sim = clean_studio.sim
+    c = client(clean_studio)
+    chatbot, question_box, quota, code = ask(c, "What animal is this?", image_url=URL)
+    body = last_chat(sim).json
+    assert image_urls(body) == [URL]
+    assert body["messages"][0]["content"][1] == {"type": "text", "text": "What animal is this?"}
+    assert last_chat(sim).token_fingerprint == fingerprint(TOKEN)
+    texts = [content_text(m["content"]) for m in chatbot]
+    assert texts[0] == f"![image]({URL})" and texts[1] == "What animal is this?"
+    assert chatbot[-1]["role"] == "assistant" and texts[-1]
+    assert question_box == "" and "Calls left today" in quota and URL in code
+
+    chatbot, *_ = ask(c, "And what colour is it?")  # a follow-up: no image given again
+    body = last_chat(sim).json
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
+    assert image_urls(body) == [URL]  # the image stays in the first message only
+    assert body["messages"][-1] == {"role": "user", "content": "And what colour is it?"}
+    assert [content_text(m["content"]) for m in chatbot if m["role"] == "user"][-1] == "And what colour is it?"
+
+    ask(c, "Describe this one.", image_url="https://example.com/dog.png")  # another image: new conversation
+    body = last_chat(sim).json
+    assert len(body["messages"]) == 1 and image_urls(body) == ["https://example.com/dog.png"]
+
+
+def test_upload_is_sent_as_a_data_url(clean_studio):
+    c = client(clean_studio)
+    chatbot, *_ = ask(c, "图片里是什么形状？", image=handle_file(str(ASSETS / "red_circle.png")))
+    urls = image_urls(last_chat(clean_studio.sim).json)
+    assert len(urls) == 1 and urls[0].startswith("data:image/png;base64,")
+    assert chatbot[-1]["role"] == "assistant"
+    ask(c, "What colour?", image=handle_file(str(ASSETS / "red_circle.png")))  # same image: follow-up
+    body = last_chat(clean_studio.sim).json
+    assert len(body["messages"]) == 3 and len(image_urls(body)) == 1
+
+
+def test_sessions_do_not_share_conversations(clean_studio):
+    alice, bob = client(clean_studio, "ms-test-v-alice"), client(clean_studio, "ms-test-v-bob")
+    ask(alice, "What is this?", image_url=URL)
+    with pytest.raises(AppError) as info:
+        ask(bob, "And the colour?")  # bob has no conversation and gave no image
+    assert "image_url" in str(info.value)
+    ask(bob, "Hi?", image_url="https://example.com/bob.png")
+    assert URL not in json.dumps(last_chat(clean_studio.sim).json)
+
+
+def test_thinking_vision_model_shows_thinking_apart(clean_studio):
+    chatbot, *_ = ask(client(clean_studio), "Count the bars.", image_url=URL, model="Qwen/QVQ-72B-Preview")
+    notes = [m for m in chatbot if (m.get("metadata") or {}).get("title")]
+    assert len(notes) == 1 and notes[0]["metadata"]["title"].endswith("Thinking")
+    assert chatbot[-1]["role"] == "assistant" and not chatbot[-1].get("metadata")
+
+
+@pytest.mark.parametrize(("token", "expected"), [(None, "No ModelScope token"),
+                                                 ("ms-test-unverified", "real-name")])
+def test_errors_are_explained_and_the_question_kept(clean_studio, token, expected):
+    with pytest.raises(AppError) as info:
+        ask(client(clean_studio, token), "What is this?", image_url=URL)
+    assert expected in str(info.value)
+
+
+def test_stream_cut_keeps_the_partial_answer(clean_studio):
+    clean_studio.sim.inject("stream_cut", scope="chat")
+    chatbot, question_box, *_ = ask(client(clean_studio), "Describe it in detail.", image_url=URL)
+    assert any("cut off" in (m.get("metadata") or {}).get("title", "") for m in chatbot)
+
+
+# --------------------------------------------------------------------------- validation (handler)
+
+
+@pytest.fixture
+def handler(simulator):
+    return vision_tab.make_ask(AppContext(base_url=simulator.base_url))
+
+
+def run(handler, fake_request, *, image_url="", image=None, question="What is it?", model=VL, conv=None):
+    return list(handler(image_url, image, question, model, conv, TOKEN, fake_request()))
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"question": "  ", "image_url": URL}, "question"),
+    ({"image_url": ""}, "image_url"),
+    ({"image_url": "ftp://example.com/a.png"}, "image_url"),
+    ({"image_url": "file:///etc/passwd"}, "image_url"),
+    ({"image_url": URL, "model": ""}, "model"),
+])
+def test_bad_input_names_the_field(handler, fake_request, simulator, kwargs, field):
+    before = len(simulator.log)
+    with pytest.raises(gr.Error) as info:
+        run(handler, fake_request, **kwargs)
+    assert field in info.value.message and "Nothing was sent" in info.value.message
+    assert len(simulator.log) == before
+
+
+def test_upload_that_is_not_an_image_is_refused(handler, fake_request, tmp_path):
+    fake = tmp_path / "notes.png"
+    fake.write_text("not really a picture")
+    with pytest.raises(gr.Error) as info:
+        run(handler, fake_request, image=str(fake))
+    assert "image" in info.value.message and "PNG, JPEG" in info.value.message
+
+
+def test_upload_too_large_is_refused(handler, fake_request, tmp_path, monkeypatch):
+    import modelscope_api.chat as chat_module
+
+    monkeypatch.setattr(chat_module.image_to_data_url, "__defaults__", (1000,))
+    with pytest.raises(gr.Error) as info:
+        run(handler, fake_request, image=str(ASSETS / "street_sign.jpg"))
+    assert "at most" in info.value.message
+
+
+def test_upload_wins_over_url(handler, fake_request, simulator):
+    outs = run(handler, fake_request, image_url=URL, image=str(ASSETS / "bar_chart.png"))
+    urls = image_urls(last_chat(simulator).json)
+    assert urls[0].startswith("data:image/png;base64,") and URL not in urls
+    conv = outs[-1][1]
+    assert conv["key"].startswith("file:") and conv["messages"][-1]["role"] == "assistant"
+
+
+def test_preview_is_rendered_by_the_browser_only():
+    assert "<img" in vision_tab.PREVIEW_JS and "https?" in vision_tab.PREVIEW_JS
