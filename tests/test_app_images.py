@@ -16,7 +16,6 @@ import requests
 from PIL import Image
 
 from modelscope_api import catalog, wire
-from modelscope_api.simulator import SimConfig, Simulator
 from ui import images_logic as L
 from ui import images_tab
 from ui.context import AppContext, ServerTokenGuard
@@ -31,7 +30,6 @@ from ui.images_handlers import (
     OUT_STATUS,
     ImageHandlers,
 )
-from ui.shared import Shared
 
 TOKEN = "ms-test-images-tab"
 SKIP = gr.skip()
@@ -42,20 +40,15 @@ def skipped(value) -> bool:
 
 
 # --------------------------------------------------------------------------- fixtures
+# `simulator`, `clean_studio` and `fake_request` come from conftest.py.
 
 
-@pytest.fixture(scope="module")
-def sim():
-    with Simulator(SimConfig(task_seconds=0.3, ttft=0.01)) as s:
-        yield s
-
-
-@pytest.fixture(autouse=True)
-def clean(sim):
-    sim.clear_faults()
-    sim.clear_log()
-    yield
-    sim.clear_faults()
+@pytest.fixture
+def sim(simulator):
+    simulator.clear_faults()
+    simulator.clear_log()
+    yield simulator
+    simulator.clear_faults()
 
 
 @pytest.fixture
@@ -64,15 +57,14 @@ def ctx(sim, tmp_path):
 
 
 @pytest.fixture
-def h(ctx):
-    return ImageHandlers(ctx, images_tab.STRINGS)
+def tab(ctx, fake_request):
+    """The tab's handlers on a fresh context, a request factory, and `run(**controls)`."""
+    handlers = ImageHandlers(ctx, images_tab.STRINGS)
 
+    def run_(request=None, handlers_=None, **kw):
+        return run(handlers_ or handlers, request or fake_request(), **kw)
 
-def fake_request(session="s1", lang="en", token=None):
-    headers = {"accept-language": "zh-CN,zh;q=0.9" if lang == "zh" else "en-US,en;q=0.9"}
-    if token:
-        headers["x-modelscope-token"] = token
-    return types.SimpleNamespace(headers=headers, session_hash=session)
+    return types.SimpleNamespace(h=handlers, req=fake_request, run=run_, ctx=ctx)
 
 
 def controls(**kw):
@@ -86,11 +78,11 @@ def controls(**kw):
     return base
 
 
-def run(h, request=None, **kw):
+def run(h, request, **kw):
     """All yields of one generate call, and the warnings (toasts) it raised."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        outs = list(h.generate(**controls(**kw), request=request or fake_request()))
+        outs = list(h.generate(**controls(**kw), request=request))
     return outs, [str(w.message) for w in caught]
 
 
@@ -112,9 +104,9 @@ def png(path: Path, size=(8, 8)) -> Path:
 # --------------------------------------------------------------------------- the happy path
 
 
-def test_generate_with_two_loras_streams_status_saves_and_writes_back_the_seed(h, sim, ctx):
+def test_generate_with_two_loras_streams_status_saves_and_writes_back_the_seed(tab, sim, ctx):
     table = [["owner/lora-a", 0.6], ["owner/lora-b", 0.4], ["", None]]
-    outs, toasts = run(h, lora_table=table, randomize_seed=True)
+    outs, toasts = tab.run(lora_table=table, randomize_seed=True)
     assert not toasts
     statuses = [o[OUT_STATUS] for o in outs if o[OUT_STATUS] != SKIP]
     seen = " ".join(statuses)
@@ -147,45 +139,45 @@ def test_generate_with_two_loras_streams_status_saves_and_writes_back_the_seed(h
         assert TOKEN not in repr(o)
 
 
-def test_status_in_chinese_for_a_chinese_browser(h):
-    outs, _ = run(h, request=fake_request(lang="zh"))
+def test_status_in_chinese_for_a_chinese_browser(tab):
+    outs, _ = tab.run(request=tab.req(lang="zh"))
     assert "任务" in final(outs, OUT_STATUS)
 
 
-def test_newest_first_and_reuse_settings_restores_every_control(h):
+def test_newest_first_and_reuse_settings_restores_every_control(tab):
     table = [["owner/lora-a", 0.5], ["owner/lora-b", 0.5]]
-    first, _ = run(h, prompt="first", seed=11)
+    first, _ = tab.run(prompt="first", seed=11)
     history = final(first, OUT_HISTORY)
-    second, _ = run(h, prompt="second", negative_prompt="blurry", model="black-forest-labs/FLUX.1-Krea-dev",
+    second, _ = tab.run(prompt="second", negative_prompt="blurry", model="black-forest-labs/FLUX.1-Krea-dev",
                     width=512, height=768, use_defaults=False, steps=12, guidance=5.5, seed=99,
                     lora_table=table, history=history)
     history = final(second, OUT_HISTORY)
     assert [e["settings"]["prompt"] for e in history] == ["second", "first"]
     assert final(second, OUT_GALLERY)[1][1].startswith("seed 11")
 
-    got = h.reuse(history, 1, fake_request())
+    got = tab.h.reuse(history, 1, tab.req())
     assert got[0] == "first" and got[8] == 11 and got[9] is False
     (prompt, negative, model, width, height, use_defaults, steps, guidance, seed, randomize, loras,
-     urls, edit) = h.reuse(history, 0, fake_request())
+     urls, edit) = tab.h.reuse(history, 0, tab.req())
     assert (prompt, negative, model) == ("second", "blurry", "black-forest-labs/FLUX.1-Krea-dev")
     assert width["value"] == 512 and height["value"] == 768 and width["maximum"] == 1024
     assert (use_defaults, steps, guidance, seed, randomize) == (False, 12, 5.5, 99, False)
     assert L.table_loras(loras) == [("owner/lora-a", 0.5), ("owner/lora-b", 0.5)]
     assert urls == "" and edit["visible"] is False
-    assert h.reuse_seed(history, fake_request()) == (99, False)
+    assert tab.h.reuse_seed(history, tab.req()) == (99, False)
 
 
-def test_reuse_restores_image_urls_of_an_edit(h, sim):
-    outs, toasts = run(h, model="Qwen/Qwen-Image-Edit", image_urls_text="https://example.com/cat.png\n")
+def test_reuse_restores_image_urls_of_an_edit(tab, sim):
+    outs, toasts = tab.run(model="Qwen/Qwen-Image-Edit", image_urls_text="https://example.com/cat.png\n")
     assert not toasts, toasts
     assert submits(sim)[0].json["image_url"] == "https://example.com/cat.png"
-    got = h.reuse(final(outs, OUT_HISTORY), None, fake_request())
+    got = tab.h.reuse(final(outs, OUT_HISTORY), None, tab.req())
     assert got[2] == "Qwen/Qwen-Image-Edit" and got[11] == "https://example.com/cat.png"
     assert got[12]["visible"] is True
 
 
-def test_uploads_become_data_urls_for_edit_models(h, sim, tmp_path):
-    outs, toasts = run(h, model="Qwen/Qwen-Image-Edit-2509", uploads=[str(png(tmp_path / "a.png"))])
+def test_uploads_become_data_urls_for_edit_models(tab, sim, tmp_path):
+    outs, toasts = tab.run(model="Qwen/Qwen-Image-Edit-2509", uploads=[str(png(tmp_path / "a.png"))])
     assert not toasts, toasts
     assert submits(sim)[0].json["image_url"].startswith("data:image/png;base64,")
 
@@ -193,9 +185,8 @@ def test_uploads_become_data_urls_for_edit_models(h, sim, tmp_path):
 # --------------------------------------------------------------------------- controls
 
 
-def test_model_change_sets_the_family_range_and_clamps():
-    h = ImageHandlers(AppContext(base_url="http://127.0.0.1:9/"), images_tab.STRINGS)
-    req = fake_request()
+def test_model_change_sets_the_family_range_and_clamps(tab):
+    h, req = tab.h, tab.req()
     w, hh, edit, note = h.on_model_change("black-forest-labs/FLUX.1-Krea-dev", 1664, 512, req)
     assert (w["minimum"], w["maximum"], w["value"], hh["value"]) == (64, 1024, 1024, 512)
     assert edit["visible"] is False and "FLUX" in note
@@ -221,11 +212,11 @@ def test_presets_fit_the_family_and_swap(family):
     assert w > h and hnd.swap(model, w, h) == (h, w)
 
 
-def test_normalise_weights_and_bad_cells(h):
-    rows = h.normalise([["a/b", 3], ["c/d", "1"], ["", None]], fake_request())
+def test_normalise_weights_and_bad_cells(tab):
+    rows = tab.h.normalise([["a/b", 3], ["c/d", "1"], ["", None]], tab.req())
     assert L.table_loras(rows) == [("a/b", 0.75), ("c/d", 0.25)]
     with pytest.warns(UserWarning, match="weight"):
-        assert h.normalise([["a/b", "lots"]], fake_request()) == SKIP
+        assert tab.h.normalise([["a/b", "lots"]], tab.req()) == SKIP
 
 
 # --------------------------------------------------------------------------- validation: nothing sent
@@ -268,13 +259,13 @@ INVALID = {
 
 
 @pytest.mark.parametrize("case", INVALID, ids=list(INVALID))
-def test_bad_input_is_stopped_before_sending(h, sim, tmp_path, case):
+def test_bad_input_is_stopped_before_sending(tab, sim, tmp_path, case):
     kw, expected = INVALID[case]
     if kw.get("uploads") == "text":
         kw = {**kw, "uploads": _text(tmp_path)}
     if kw.get("uploads") == "big":
         kw = {**kw, "uploads": _big(tmp_path)}
-    outs, toasts = run(h, **kw)
+    outs, toasts = tab.run(**kw)
     assert len(outs) == 1
     status = outs[0][OUT_STATUS]
     assert status.startswith("⚠️") and expected in status and "Nothing was sent" in status
@@ -297,12 +288,11 @@ FAULTS = {  # fault → words the student reads
 
 
 @pytest.mark.parametrize("fault", FAULTS)
-def test_server_faults_are_explained_and_the_next_request_works(h, sim, ctx, fault):
+def test_server_faults_are_explained_and_the_next_request_works(tab, sim, ctx, fault):
     ctx.image_timeout = 1.0
-    first, _ = run(h)
-    history = final(first, OUT_HISTORY)
+    history = [{"image": "earlier.png", "caption": "an earlier image", "settings": {}, "record": {}, "files": []}]
     sim.inject(fault, scope="download" if fault == "image_404" else None)
-    outs, toasts = run(h, history=history)
+    outs, toasts = tab.run(history=history)
     status = final(outs, OUT_STATUS)
     assert status.startswith("❌ ") and FAULTS[fault] in status, status
     polled = [e.path.rsplit("/", 1)[-1] for e in sim.log if "/tasks/" in e.path]
@@ -310,37 +300,36 @@ def test_server_faults_are_explained_and_the_next_request_works(h, sim, ctx, fau
         assert f"task {polled[-1]}" in status
     assert toasts and toasts[-1] in status
     assert final(outs, OUT_GALLERY) == SKIP and final(outs, OUT_HISTORY) == SKIP  # gallery intact
-    again, toasts = run(h, history=history)
+    again, toasts = tab.run(history=history)
     assert not toasts and len(final(again, OUT_HISTORY)) == 2
 
 
 @pytest.mark.parametrize("token, words", [("ms-wrong", "token was refused"), ("ms-test-quota", "quota"),
                                           ("ms-test-unbound", "Aliyun"), ("ms-test-unverified", "403")])
-def test_account_problems_in_plain_words(h, token, words):
-    outs, toasts = run(h, token_state=token)
+def test_account_problems_in_plain_words(tab, token, words):
+    outs, toasts = tab.run(token_state=token)
     assert words in final(outs, OUT_STATUS) and toasts
 
 
-def test_no_token_and_class_cap(sim, tmp_path):
-    h = ImageHandlers(AppContext(base_url=sim.base_url, outputs_dir=str(tmp_path)), images_tab.STRINGS)
-    outs, _ = run(h, token_state=None)
+def test_no_token_and_class_cap(tab, sim, tmp_path):
+    outs, _ = tab.run(token_state=None)
     assert "No ModelScope token" in final(outs, OUT_STATUS) and sim.log == []
     ctx = AppContext(base_url=sim.base_url, server_token="ms-test-class", outputs_dir=str(tmp_path),
                      guard=ServerTokenGuard(session_limit=1))
     h = ImageHandlers(ctx, images_tab.STRINGS)
-    run(h, token_state=None, prompt="   ")  # invalid: not counted
-    ok, _ = run(h, token_state=None)
+    tab.run(handlers_=h, token_state=None, prompt="   ")  # invalid: not counted
+    ok, _ = tab.run(handlers_=h, token_state=None)
     assert final(ok, OUT_HISTORY) and "your share of the class token: **0**" in final(ok, OUT_QUOTA)
-    capped, _ = run(h, token_state=None)
+    capped, _ = tab.run(handlers_=h, token_state=None)
     assert "You have used your 1 requests" in final(capped, OUT_STATUS)
     assert len(submits(sim)) == 1
 
 
-def test_cancel_stops_polling_at_once(h, sim):
+def test_cancel_stops_polling_at_once(tab, sim):
     sim.inject("task_never_finishes")
-    req = fake_request("canceller")
-    other = fake_request("bystander")
-    gen = h.generate(**controls(), request=req)
+    req = tab.req("canceller")
+    other = tab.req("bystander")
+    gen = tab.h.generate(**controls(), request=req)
     seen = []
 
     def consume():
@@ -352,8 +341,8 @@ def test_cancel_stops_polling_at_once(h, sim):
     deadline = time.monotonic() + 5
     while not any("RUNNING" in str(s) or "PENDING" in str(s) for s in seen) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert "Nothing is running" in h.cancel(other)  # another session cannot cancel it
-    message = h.cancel(req)
+    assert "Nothing is running" in tab.h.cancel(other)  # another session cannot cancel it
+    message = tab.h.cancel(req)
     assert "Cancelled" in message
     t.join(2)
     assert not t.is_alive()
@@ -363,15 +352,15 @@ def test_cancel_stops_polling_at_once(h, sim):
     assert len([e for e in sim.log if e.method == "GET" and "/tasks/" in e.path]) == polls
 
 
-def test_connection_refused_is_explained(sim, tmp_path):
+def test_connection_refused_is_explained(tab, tmp_path):
     h = ImageHandlers(AppContext(base_url="http://127.0.0.1:9/", outputs_dir=str(tmp_path)), images_tab.STRINGS)
-    outs, toasts = run(h)
+    outs, toasts = tab.run(handlers_=h)
     assert "Could not reach the server" in final(outs, OUT_STATUS) and toasts
 
 
-def test_two_sessions_keep_their_own_galleries(h):
-    a, _ = run(h, request=fake_request("alice"), prompt="alice's cat")
-    b, _ = run(h, request=fake_request("bob"), prompt="bob's dog", token_state="ms-test-bob")
+def test_two_sessions_keep_their_own_galleries(tab):
+    a, _ = tab.run(request=tab.req("alice"), prompt="alice's cat")
+    b, _ = tab.run(request=tab.req("bob"), prompt="bob's dog", token_state="ms-test-bob")
     ga, gb = final(a, OUT_GALLERY), final(b, OUT_GALLERY)
     assert len(ga) == len(gb) == 1 and ga[0][0] != gb[0][0]
     assert final(b, OUT_HISTORY)[0]["settings"]["prompt"] == "bob's dog"
@@ -380,25 +369,28 @@ def test_two_sessions_keep_their_own_galleries(h):
 # --------------------------------------------------------------------------- the launched app
 
 
-@pytest.fixture(scope="module")
-def app(sim, tmp_path_factory):
+_CLIENTS: dict = {}
+
+
+@pytest.fixture
+def app(clean_studio, tmp_path, monkeypatch):
+    """The whole studio (conftest), saving into a temporary outputs_dir."""
     from gradio_client import Client
 
-    ctx = AppContext(base_url=sim.base_url, outputs_dir=str(tmp_path_factory.mktemp("outputs")))
-    with gr.Blocks() as demo:
-        shared = Shared(gr.State(None), gr.Markdown())
-        with gr.Tab("Images"):
-            images_tab.build(ctx, shared)
-    demo.queue(default_concurrency_limit=ctx.concurrency)
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True)
-    try:
-        yield types.SimpleNamespace(url=url, ctx=ctx,
-                                    client=lambda token=TOKEN: Client(url, headers={"X-ModelScope-Token": token} if token else None, verbose=False))
-    finally:
-        demo.close()
+    monkeypatch.setattr(clean_studio.ctx, "outputs_dir", str(tmp_path / "outputs"))
+
+    def client(token=TOKEN):  # one Client per token for the whole run (each costs a config fetch)
+        key = (clean_studio.url, token)
+        if key not in _CLIENTS:
+            headers = {"X-ModelScope-Token": token} if token else None
+            _CLIENTS[key] = Client(clean_studio.url, headers=headers, verbose=False)
+        return _CLIENTS[key]
+
+    return types.SimpleNamespace(url=clean_studio.url, ctx=clean_studio.ctx, sim=clean_studio.sim, client=client)
 
 
-def test_generate_image_endpoint(app, sim):
+def test_generate_image_endpoint(app):
+    sim = app.sim
     client = app.client()
     images, record = client.predict(model="Qwen/Qwen-Image", prompt="a cat", width=256, height=256, seed=5,
                                     loras={"a/b": 0.6, "c/d": 0.4}, api_name="/generate_image")
@@ -411,7 +403,8 @@ def test_generate_image_endpoint(app, sim):
     assert requests.get(f"{app.url}gradio_api/file={record['saved'][0]}", timeout=10).status_code == 403
 
 
-def test_generate_image_endpoint_errors(app, sim):
+def test_generate_image_endpoint_errors(app):
+    sim = app.sim
     from gradio_client.exceptions import AppError
 
     with pytest.raises(AppError, match="64 to 1024"):
@@ -426,9 +419,12 @@ def test_generate_image_endpoint_errors(app, sim):
                              api_name="/generate_image")
 
 
-def test_only_generate_image_is_public(app):
+def test_generate_image_is_public_and_the_rest_of_the_tab_is_not(app):
     info = app.client().view_api(print_info=False, return_format="dict")
-    assert list(info["named_endpoints"]) == ["/generate_image"]
+    private = {"/generate", "/on_model_change", "/normalise", "/reuse", "/reuse_seed", "/cancel", "/swap",
+               "/select", "/lambda"}
+    assert "/generate_image" in info["named_endpoints"] and not private & set(info["named_endpoints"])
+    assert not info["unnamed_endpoints"]
     params = [p["parameter_name"] for p in info["named_endpoints"]["/generate_image"]["parameters"]]
     assert params == ["model", "prompt", "negative_prompt", "width", "height", "seed", "steps", "guidance",
                       "loras", "image_url", "randomize_seed"]
