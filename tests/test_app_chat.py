@@ -212,20 +212,20 @@ def test_sessions_are_isolated(clean_studio):
 
 
 def test_parallel_chats_do_not_queue(clean_studio):
-    sim = clean_studio.sim
+    sim, ttft = clean_studio.sim, 1.5
     clients = [client(clean_studio, f"ms-test-par-{i}") for i in range(4)]
-    sim.set_config(ttft=1.0)
+    sim.set_config(ttft=ttft)
     try:
-        start = time.monotonic()
         jobs = [chat(c, f"q{i}") for i, c in enumerate(clients)]
-        results = [job.result(timeout=30) for job in jobs]
-        elapsed = time.monotonic() - start
+        results = [job.result(timeout=60) for job in jobs]
     finally:
         sim.set_config(ttft=0.01)
     assert len(results) == 4
     arrivals = sorted(e.time for e in chat_requests(sim))
-    assert arrivals[-1] - arrivals[0] < 0.8, arrivals  # all four were sent before any answered
-    assert elapsed < 3.0, elapsed  # four 1-second waits side by side, not one after another
+    assert len(arrivals) == 4
+    # Each answer takes at least `ttft`; every request reached the server before the first
+    # one could have been answered, so none waited in Gradio's queue for another.
+    assert arrivals[-1] - arrivals[0] < ttft, arrivals
 
 
 def test_server_token_caps_apply_and_personal_tokens_are_not_capped(clean_studio):
