@@ -238,3 +238,115 @@ def test_whose_token_a_call_uses():
     assert AppContext(base_url="http://x/").token_for(None, _Req()) == (None, SOURCE_NONE)
     # only the server token is guarded, and the context never prints it
     assert "ms-test-server" not in repr(ctx)
+
+
+# --------------------------------------------------------------------------- end to end
+# The launched studio (conftest `clean_studio`: app.build_app + simulator) driven through
+# gradio_client, the way a class's programs or browsers reach a Space.
+
+CLASS_TOKEN = "ms-test-classroom-guard"
+STREET_SIGN = str(context.__file__).replace("ui/context.py", "assets/street_sign.jpg")
+
+
+def _client(studio, token: str | None = None, lang: str = "en"):
+    from gradio_client import Client
+
+    headers = {"accept-language": "zh-CN,zh;q=0.9" if lang == "zh" else "en-US,en;q=0.9"}
+    if token:
+        headers["X-ModelScope-Token"] = token
+    return Client(studio.url, headers=headers, verbose=False, download_files=False)
+
+
+def _chat(c, message: str = "hello"):
+    return c.predict(message, "Qwen/Qwen2.5-72B-Instruct", "", 0.7, 0.8, 0, False, api_name="/chat")
+
+
+def _vision(c, question: str = "What does the sign say?"):
+    from gradio_client import handle_file
+
+    return c.predict("", handle_file(STREET_SIGN), question, "Qwen/Qwen2.5-VL-72B-Instruct",
+                     api_name="/vision")
+
+
+def _image(c, prompt: str = "a golden cat"):
+    return c.predict(model="Qwen/Qwen-Image", prompt=prompt, width=256, height=256, seed=7,
+                     api_name="/generate_image")
+
+
+def _api_calls(sim) -> list:
+    return [e for e in sim.log if e.path.endswith(("/chat/completions", "/images/generations"))]
+
+
+@pytest.fixture
+def classroom(clean_studio, tmp_path, monkeypatch):
+    """The studio as a class's Space: a server token with a per-session cap of 2."""
+    monkeypatch.setattr(clean_studio.ctx, "outputs_dir", str(tmp_path))
+    clean_studio.ctx.server_token = CLASS_TOKEN
+    clean_studio.ctx.guard = ServerTokenGuard(session_limit=2)
+    return clean_studio
+
+
+def test_third_call_on_the_class_token_names_the_cap(classroom):
+    from gradio_client.exceptions import AppError
+
+    student = _client(classroom)
+    _, quota, _ = _chat(student)
+    assert "class token: **1**" in quota  # the remaining count is shown to the student
+    _, quota, _ = _chat(student)
+    assert "class token: **0**" in quota
+    with pytest.raises(AppError) as info:
+        _chat(student)
+    message = str(info.value)
+    assert "2 requests on the shared token" in message and "your own ModelScope token" in message
+    assert len(_api_calls(classroom.sim)) == 2  # the refused call never left the studio
+
+
+def test_the_cap_is_one_budget_across_all_tabs(classroom):
+    from gradio_client.exceptions import AppError
+
+    student = _client(classroom)
+    _vision(student)
+    _image(student)
+    with pytest.raises(AppError, match="2 requests on the shared token"):
+        _chat(student)
+    with pytest.raises(AppError, match="2 requests on the shared token"):
+        _image(student)
+    with pytest.raises(AppError, match="2 requests on the shared token"):
+        _vision(student)
+    assert len(_api_calls(classroom.sim)) == 2
+    # a classmate (another session) still has a full share
+    _chat(_client(classroom))
+
+
+def test_personal_token_is_never_capped(classroom):
+    from modelscope_api.config import fingerprint
+
+    capped = _client(classroom)
+    _chat(capped)
+    _chat(capped)
+    own = _client(classroom, "ms-test-my-own-token")
+    for _ in range(3):
+        _, quota, _ = _chat(own)
+        assert "class token" not in quota  # no class-cap line for a personal token
+    _image(own)
+    _vision(own)
+    personal = [e for e in _api_calls(classroom.sim) if e.token_fingerprint == fingerprint("ms-test-my-own-token")]
+    assert len(personal) == 5
+    assert classroom.ctx.guard.remaining("unused")["session"] == 2
+
+
+def test_daily_cap_stops_the_whole_class_in_its_language(classroom):
+    from gradio_client.exceptions import AppError
+
+    classroom.ctx.guard = ServerTokenGuard(session_limit=5, daily_limit=3)
+    alice, bob, chen = _client(classroom), _client(classroom), _client(classroom, lang="zh")
+    _chat(alice)
+    _chat(bob)
+    _, quota, _ = _chat(chen)
+    assert "全班今日还可用 **0**" in quota
+    with pytest.raises(AppError, match="today's 3 requests"):
+        _chat(alice)  # alice has used 1 of her 5, but the class's day is spent
+    with pytest.raises(AppError) as info:
+        _chat(chen)
+    assert "3 次请求已用完" in str(info.value)
+    _chat(_client(classroom, "ms-test-teacher-own"))  # a personal token still works
