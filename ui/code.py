@@ -7,12 +7,8 @@ from __future__ import annotations
 import gradio as gr
 from gradio.i18n import I18nData
 
+from modelscope_api import snippets
 from modelscope_api.chat import ChatRequest
-
-try:  # being written by another engineer; the tabs work (without code) until it lands
-    from modelscope_api import snippets as _snippets
-except ImportError:  # pragma: no cover - only while snippets.py is missing
-    _snippets = None
 
 
 def code_box(render: bool = True) -> gr.Code:
@@ -34,9 +30,7 @@ def code_accordion(code: gr.Code | None = None, open: bool = False) -> gr.Code:
 
 def chat_code(req: ChatRequest, base_url: str | None) -> str:
     """snippets.chat_snippet(req, base_url), or a comment if it cannot be rendered."""
-    if _snippets is None:
-        return "# (code view not available in this build)"
     try:
-        return _snippets.chat_snippet(req, base_url)
+        return snippets.chat_snippet(req, base_url)
     except Exception as exc:  # a snippet must never break a chat
         return f"# could not render the code for this request: {type(exc).__name__}"

@@ -188,9 +188,10 @@ def build(ctx: AppContext, shared: Shared) -> None:
                 ask_btn = gr.Button(I18nData("vision.ask"), variant="primary")
                 stop_btn = gr.Button(I18nData("vision.stop"), variant="stop")
                 new_btn = gr.Button(I18nData("vision.new"))
-            gr.Examples([[str(ASSETS / f), q] for f, q in EXAMPLES if (ASSETS / f).is_file()],
-                        inputs=[image, question], label=I18nData("vision.examples"),
-                        cache_examples=False)
+            examples = gr.Examples([[str(ASSETS / f), q] for f, q in EXAMPLES if (ASSETS / f).is_file()],
+                                   inputs=[image, question], label=I18nData("vision.examples"),
+                                   cache_examples=False)
+            examples.dataset.headers = []  # the table's headers would not be translated
             code = code_accordion()
 
     # Browser-only: preview the URL, and keep one image source at a time.
