@@ -83,7 +83,7 @@ def run(h, request, **kw):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         outs = list(h.generate(**controls(**kw), request=request))
-    return outs, [str(w.message) for w in caught]
+    return outs, [str(w.message) for w in caught if w.category is UserWarning]  # gr.Warning toasts
 
 
 def final(outs, index):

@@ -143,6 +143,12 @@ class ImageHandlers:
         request_id = getattr(err, "request_id", None)
         return msg + (f" [request_id: {request_id}]" if request_id else "")
 
+    def _code(self, req: ImageRequest) -> str:
+        try:
+            return image_snippet(req, self.ctx.base_url)
+        except Exception as exc:  # the code view must never break a generation
+            return f"# could not render the code for this request: {type(exc).__name__}"
+
     def _status_line(self, u: StatusUpdate, lang: str, now_elapsed: float) -> str:
         return self.t("img.status_line", lang, task=u.task_id, status=u.status,
                       elapsed=now_elapsed, polls=u.polls)
@@ -166,7 +172,7 @@ class ImageHandlers:
             gr.Warning(msg)
             yield _outputs(status=self.t("img.status_invalid", lang, msg=msg))
             return
-        code = image_snippet(req, self.ctx.base_url)
+        code = self._code(req)
         try:
             token, source = self._token(token_state, request, sid)
         except (MissingTokenError, QuotaCapReached) as err:

@@ -13,6 +13,7 @@ from gradio.i18n import I18nData
 from modelscope_api import catalog, wire
 
 from . import images_logic as L
+from .code import code_accordion
 from .context import AppContext
 from .images_handlers import ImageHandlers
 from .shared import Shared
@@ -174,8 +175,7 @@ def build(ctx: AppContext, shared: Shared) -> ImageHandlers:
             files = gr.File(label=_("img.downloads"), file_count="multiple", interactive=False)
             with gr.Accordion(_("img.record"), open=False):
                 record = gr.JSON()
-            with gr.Accordion(_("common.show_code"), open=False):
-                code = gr.Code(language="python", label=_("common.code_label"), interactive=False)
+            code = code_accordion()  # the Python behind this session's last request
 
     # The public endpoint's own inputs, named after the wire (hidden from the page).
     with gr.Column(visible=False):
