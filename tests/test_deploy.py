@@ -189,7 +189,8 @@ def test_no_token_is_committed():
 
 
 def test_the_token_pattern_catches_a_real_shape():
-    assert TOKEN_SHAPE.search('api_key = "ms-0123abcd-4567-89ab-cdef-0123456789ab"')
+    fake = "ms-" + "0123abcd-4567-89ab-cdef-0123456789ab"  # split so this file stays clean
+    assert TOKEN_SHAPE.search(f'api_key = "{fake}"')
     assert not TOKEN_SHAPE.search("ms-test-space ms-REDACTED ms-xxxxxxxx-…")
 
 
