@@ -20,6 +20,7 @@ from .errors import (
     AccountNotBoundError,
     APIConnectionError,
     AuthenticationError,
+    ImageDownloadError,
     IncompleteStreamError,
     InvalidRequestError,
     MissingTokenError,
@@ -29,6 +30,7 @@ from .errors import (
     ServerError,
     TaskCancelledError,
     TaskFailedError,
+    TaskNotFoundError,
     TaskTimeoutError,
     ValidationError,
 )
@@ -48,10 +50,10 @@ __version__ = "0.1.0"
 __all__ = [
     "APIConnectionError", "AccountNotBoundError", "AuthenticationError", "ChatClient",
     "ChatDone", "ChatRequest", "ChatResult", "ContentDelta", "GeneratedImage", "ImageClient",
-    "ImageRequest", "ImageResult", "IncompleteStreamError", "InvalidRequestError",
+    "ImageDownloadError", "ImageRequest", "ImageResult", "IncompleteStreamError", "InvalidRequestError",
     "MissingTokenError", "ModelScopeError", "PermissionDeniedError", "PollSchedule", "Quota",
     "RateLimitError", "ReasoningDelta", "ServerError", "Settings", "StatusUpdate",
-    "TaskCancelledError", "TaskFailedError", "TaskTimeoutError", "ValidationError", "catalog",
+    "TaskCancelledError", "TaskFailedError", "TaskNotFoundError", "TaskTimeoutError", "ValidationError", "catalog",
     "image_part", "image_to_data_url", "normalize_lora_weights", "resolve_base_url",
     "resolve_token", "vision_message", "wire",
 ]

@@ -125,6 +125,27 @@ class TaskFailedError(ModelScopeError):
         self.task_id = task_id
 
 
+class TaskNotFoundError(InvalidRequestError):
+    """A poll answered "task not found" (wrong task-type header, another token's task, or gone)."""
+
+    hint = "The server no longer knows this task. Generate the image again."
+
+    def __init__(self, message: str, *, task_id: str | None = None, **kw):
+        super().__init__(message, **kw)
+        self.task_id = task_id
+
+
+class ImageDownloadError(ModelScopeError):
+    """The task succeeded but its output image could not be fetched (links expire quickly)."""
+
+    hint = "The image was made but its link failed or expired (links expire soon after the task ends). Generate it again."
+
+    def __init__(self, message: str, *, task_id: str | None = None, url: str | None = None, **kw):
+        super().__init__(message, **kw)
+        self.task_id = task_id
+        self.url = url
+
+
 class TaskTimeoutError(ModelScopeError):
     hint = "The image took too long. The server may be busy: try again later, or raise the timeout."
 

@@ -22,10 +22,12 @@ from . import catalog, wire
 from .config import Settings
 from .errors import (
     APIConnectionError,
+    ImageDownloadError,
     MissingTokenError,
     ModelScopeError,
     TaskCancelledError,
     TaskFailedError,
+    TaskNotFoundError,
     TaskTimeoutError,
     ValidationError,
     error_from_response,
@@ -533,19 +535,28 @@ class ImageClient:
         )
         body = _json_or_text(resp)
         if resp.status_code >= 400:
-            raise error_from_response(resp.status_code, body, resp.headers)
+            err = error_from_response(resp.status_code, body, resp.headers)
+            if resp.status_code == 404 or wire.MSG_TASK_NOT_FOUND in err.message.lower():
+                raise TaskNotFoundError(
+                    f"task {task_id} not found: {err.message}", task_id=task_id,
+                    status=err.status, request_id=err.request_id, code=err.code, body=err.body,
+                ) from None
+            raise err
         return parse_task(body)
 
-    def download(self, url: str) -> GeneratedImage:
+    def download(self, url: str, task_id: str | None = None) -> GeneratedImage:
         # Output URLs are public and expire: fetch at once, without our token.
-        resp = self._call("GET", url)
+        try:
+            resp = self._call("GET", url)
+        except APIConnectionError as exc:
+            raise ImageDownloadError(f"no connection: {exc.message}",
+                                     task_id=task_id, url=url) from exc
         if resp.status_code >= 400:
             err = error_from_response(resp.status_code, _json_or_text(resp), resp.headers)
-            if resp.status_code in (403, 404, 410):
-                err.hint = "The image link is missing or has expired (the links expire soon after the task ends). Generate it again."
-            err.message = f"could not download the image ({resp.status_code}): {err.message}"
-            err.args = (err.message,)
-            raise err
+            raise ImageDownloadError(
+                f"HTTP {resp.status_code}: {err.message}",
+                task_id=task_id, url=url, status=resp.status_code, request_id=err.request_id,
+            )
         return GeneratedImage(resp.content, url, resp.headers.get("Content-Type"))
 
     def wait(
@@ -621,7 +632,7 @@ class ImageClient:
         )
         if not state.image_urls:
             raise TaskFailedError("the task finished without an image", task_id=submission.task_id)
-        images = [self.download(u) for u in state.image_urls]
+        images = [self.download(u, submission.task_id) for u in state.image_urls]
         params = dict(state.inputs) or dict(build_payload(req))
         seed = _int_or_none(params.get("seed", req.seed))
         return ImageResult(

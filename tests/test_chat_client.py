@@ -7,7 +7,14 @@ import pytest
 from PIL import Image
 
 from modelscope_api import errors
-from modelscope_api.chat import ChatClient, ChatDone, ChatRequest, ContentDelta, ReasoningDelta, vision_message
+from modelscope_api.chat import (
+    ChatClient,
+    ChatDone,
+    ChatRequest,
+    ContentDelta,
+    ReasoningDelta,
+    vision_message,
+)
 from modelscope_api.simulator import SimConfig, Simulator
 
 TOKEN = "ms-test-chat-client"

@@ -164,7 +164,7 @@ SERVER_ERRORS = {
     "chat_429": ["quota"],
     "task_failed": ["inappropriate"],
     "never_finishes": ["did not finish", "1.5"],
-    "image_404": ["could not download", "expired"],
+    "image_404": ["http 404", "expired"],
     "task_not_found": ["task not found"],
     "stream_cut": ["cut off"],
     "malformed_chunk": ["could not be read"],

@@ -175,16 +175,16 @@ def test_cancel_stops_polling_at_once(sim):
 
 def test_image_404(sim):
     sim.inject("image_404", times=1)
-    with pytest.raises(errors.ModelScopeError) as info:
+    with pytest.raises(errors.ImageDownloadError) as info:
         client(sim).generate(cat())
-    assert "download" in str(info.value)
+    assert info.value.status == 404 and info.value.task_id and "404" in str(info.value)
 
 
 def test_task_not_found(sim):
     sim.inject("task_not_found", times=1)
-    with pytest.raises(errors.ModelScopeError) as info:
+    with pytest.raises(errors.TaskNotFoundError) as info:
         client(sim).generate(cat())
-    assert "not found" in str(info.value).lower()
+    assert "not found" in str(info.value).lower() and info.value.task_id
 
 
 def test_connection_refused():

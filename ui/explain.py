@@ -60,6 +60,15 @@ _TEXT: dict[type, tuple[str, str]] = {
         "The image task failed on the server: {msg}",
         "图片任务在服务器上失败：{msg}",
     ),
+    E.TaskNotFoundError: (
+        "The server no longer knows this image task (task not found). Generate it again.",
+        "服务器找不到这个图片任务（task not found）。请重新生成。",
+    ),
+    E.ImageDownloadError: (
+        "The picture was made, but it could not be downloaded ({msg}). Output links expire "
+        "soon after a task ends; generate it again.",
+        "图片已生成，但无法下载（{msg}）。输出链接在任务结束后很快会过期，请重新生成。",
+    ),
     E.TaskTimeoutError: (
         "The image did not finish in time ({msg}). The server may be busy; try again later.",
         "图片没有按时生成（{msg}）。服务器可能繁忙，请稍后再试。",
@@ -100,7 +109,7 @@ def explain(err: BaseException, lang: str = "en") -> str:
         text = (("Unexpected error: {msg}", "意外错误：{msg}")[idx]).format(msg=str(err) or type(err).__name__)
     request_id = getattr(err, "request_id", None)
     task_id = getattr(err, "task_id", None)
-    if task_id:
+    if task_id and task_id not in text:
         text += f" (task {task_id})" if idx == 0 else f"（任务 {task_id}）"
     if request_id:
         text += f" [request_id: {request_id}]"

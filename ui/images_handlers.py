@@ -18,7 +18,7 @@ import gradio as gr
 from gradio import processing_utils
 from gradio.utils import get_upload_folder
 
-from modelscope_api import catalog, storage, wire
+from modelscope_api import catalog, storage
 from modelscope_api.errors import (
     APIConnectionError,
     MissingTokenError,
@@ -127,21 +127,12 @@ class ImageHandlers:
         return shown, files, [str(s.path) for s in saved]
 
     def explain_failure(self, err: BaseException, last: StatusUpdate | None, lang: str) -> str:
-        """explain(), plus what only this tab knows: which step failed and the task id."""
+        """explain(), plus the task id when only this tab knows it (e.g. a poll's 500)."""
+        msg = explain(err, lang)
         task = last.task_id if last else None
-        status = getattr(err, "status", None)
-        message = getattr(err, "message", None) or str(err)
-        if task and last.status == wire.STATUS_SUCCEED and isinstance(err, ModelScopeError) and status:
-            msg = self.t("img.err_download", lang, task=task, status=status)
-        elif task and status == 404 and wire.MSG_TASK_NOT_FOUND in message.lower():
-            msg = self.t("img.err_task_not_found", lang, task=task)
-        else:
-            msg = explain(err, lang)
-            if task and task not in msg:
-                msg += f" (task {task})" if lang != "zh" else f"（任务 {task}）"
-            return msg
-        request_id = getattr(err, "request_id", None)
-        return msg + (f" [request_id: {request_id}]" if request_id else "")
+        if task and task not in msg:
+            msg += f" (task {task})" if lang != "zh" else f"（任务 {task}）"
+        return msg
 
     def _code(self, req: ImageRequest) -> str:
         try:

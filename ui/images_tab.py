@@ -54,9 +54,6 @@ STRINGS = {
         "img.status_error": "❌ {msg}",
         "img.status_invalid": "⚠️ {msg}",
         "img.status_cancelled": "⏹️ Cancelled: task {task} is no longer polled.",
-        "img.err_download": "The picture was made (task {task}) but downloading it failed ({status}). "
-        "Output links expire quickly; generate again.",
-        "img.err_task_not_found": "The server no longer knows task {task} (task not found). Generate again.",
         "img.nothing_running": "Nothing is running.",
         "img.no_selection": "Make an image first, then select it in the gallery.",
         "img.save_failed": "The image is shown but could not be saved on the server: {msg}",
@@ -96,8 +93,6 @@ STRINGS = {
         "img.status_error": "❌ {msg}",
         "img.status_invalid": "⚠️ {msg}",
         "img.status_cancelled": "⏹️ 已取消：不再查询任务 {task}。",
-        "img.err_download": "图片已生成（任务 {task}），但下载失败（{status}）。输出链接很快会过期，请重新生成。",
-        "img.err_task_not_found": "服务器找不到任务 {task}（task not found）。请重新生成。",
         "img.nothing_running": "当前没有正在进行的任务。",
         "img.no_selection": "请先生成一张图片，再在图库中选中它。",
         "img.save_failed": "图片已显示，但没能保存到服务器：{msg}",
