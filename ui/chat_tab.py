@@ -60,6 +60,7 @@ STRINGS = {
         "chat.export_files": "Exported files",
         "chat.thinking_title": "🤔 Thinking",
         "chat.cut_title": "⚠️ Answer cut off",
+        "chat.error_title": "❌ No answer",
         "chat.cut_body": "The connection broke before the answer finished; the part above is what arrived. Press ↻ to try again.",
         "chat.empty_answer": "*(the model returned an empty answer)*",
         "chat.no_message": "a message to send",
@@ -87,6 +88,7 @@ STRINGS = {
         "chat.export_files": "导出的文件",
         "chat.thinking_title": "🤔 思考过程",
         "chat.cut_title": "⚠️ 回答被截断",
+        "chat.error_title": "❌ 没有得到回答",
         "chat.cut_body": "回答尚未完成连接就断开了；上面是已收到的部分。点击 ↻ 重试。",
         "chat.empty_answer": "*（模型返回了空回答）*",
         "chat.no_message": "要发送的消息",
@@ -200,8 +202,22 @@ class Turn:
             out.append({"role": "assistant", "content": t("chat.empty_answer", lang)})
         if cut:
             out.append({"role": "assistant", "content": t("chat.cut_body", lang),
-                        "metadata": {"title": t("chat.cut_title", lang), "status": "done"}})
+                        "metadata": {"title": t("chat.cut_title", lang)}})
         return out
+
+
+def error_note(err: BaseException, lang: str) -> dict[str, Any]:
+    """An open note in the conversation saying what went wrong; never sent back to a model.
+
+    Errors are shown this way (plus a toast) rather than raised: a failed event would cover
+    the conversation with an "Error" badge and leave the message box disabled."""
+    return {"role": "assistant", "content": explain(err, lang),
+            "metadata": {"title": t("chat.error_title", lang)}}
+
+
+def report(err: BaseException, lang: str) -> None:
+    """The toast for an error (escaped, links clickable); stays until closed."""
+    gr.Warning(toast(err, lang), duration=None, title=t("chat.error_title", lang))
 
 
 def stream_turn(ctx: AppContext, req: ChatRequest, token: str | None, source: str, session: str,
@@ -269,7 +285,8 @@ def export_files(history: list | None, request: gr.Request | None = None) -> lis
             row["note"] = title
         rows.append(row)
     if not rows:
-        raise gr.Error(t("chat.nothing_to_export", lang))
+        gr.Warning(t("chat.nothing_to_export", lang))
+        return []
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder = Path(tempfile.mkdtemp(prefix="chat-export-"))
     md_lines = [f"# Chat — {stamp}", ""]
@@ -322,23 +339,26 @@ def make_respond(ctx: AppContext):
             )
             req.validate()
         except ValidationError as err:
-            raise gr.Error(toast(err, lang), duration=None, print_exception=False) from None
+            report(err, lang)
+            yield [error_note(err, lang)], gr.skip(), gr.skip()
+            return
         code = chat_code(req, ctx.base_url)
         yield [], gr.skip(), code
+        turn = Turn(source=source)
         try:
-            turn = Turn(source=source)
             for turn in stream_turn(ctx, req, token, source, session_id(request)):
                 yield turn.messages(lang), gr.skip(), gr.skip()
-            yield turn.messages(lang), quota_line(ctx, turn.quota, source, request, lang), code
+            shown, quota = turn.messages(lang), turn.quota
         except IncompleteStreamError as err:
-            cut = Turn(source=source, reasoning_parts=[err.partial_reasoning],
+            cut = Turn(source=source, reasoning_parts=[p for p in [err.partial_reasoning] if p],
                        content_parts=[err.partial_content])
-            cut.reasoning_parts = [p for p in cut.reasoning_parts if p]
-            gr.Warning(toast(err, lang), duration=None)
-            yield cut.messages(lang, cut=True), quota_line(ctx, err.quota, source, request, lang), code
+            shown, quota = cut.messages(lang, cut=True), err.quota
+            report(err, lang)
         except (ModelScopeError, QuotaCapReached) as err:
-            yield [], quota_line(ctx, getattr(err, "quota", None), source, request, lang), code
-            raise gr.Error(toast(err, lang), duration=None, print_exception=False) from None
+            # Whatever arrived stays, the question stays in the history (↻ retries it).
+            shown, quota = turn.messages(lang) + [error_note(err, lang)], getattr(err, "quota", None)
+            report(err, lang)
+        yield shown, quota_line(ctx, quota, source, request, lang), code
 
     return chat
 
@@ -392,7 +412,8 @@ def build(ctx: AppContext, shared: Shared) -> None:
                  queue=False, show_progress="hidden", api_visibility="private")
 
     def export(history: list, request: gr.Request):
-        return gr.update(value=export_files(history, request), visible=True)
+        files = export_files(history, request)
+        return gr.update(value=files, visible=True) if files else gr.skip()
 
     export_btn.click(export, chat.chatbot, exports, api_visibility="private",
                      concurrency_limit=ctx.concurrency)

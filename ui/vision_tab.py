@@ -19,7 +19,7 @@ from modelscope_api import catalog
 from modelscope_api.chat import ChatRequest, image_part, image_to_data_url
 from modelscope_api.errors import IncompleteStreamError, ModelScopeError, ValidationError
 
-from .chat_tab import Turn, quota_line, stream_turn, toast
+from .chat_tab import Turn, error_note, quota_line, report, stream_turn
 from .code import chat_code, code_accordion
 from .context import AppContext, QuotaCapReached, session_id
 from .explain import lang_of
@@ -141,12 +141,14 @@ def make_ask(ctx: AppContext):
             req = ChatRequest(model=(model or "").strip(), messages=api_messages)
             req.validate()
         except ValidationError as err:
-            raise gr.Error(toast(err, lang), duration=None, print_exception=False) from None
+            report(err, lang)
+            yield [*(before["display"] if before else []), error_note(err, lang)], *[gr.skip()] * 4
+            return
         token, kind = ctx.token_for(token_state, request)
         code = chat_code(req, ctx.base_url)
         yield display, gr.skip(), gr.skip(), gr.skip(), code
+        turn = Turn(source=kind)
         try:
-            turn = Turn(source=kind)
             for turn in stream_turn(ctx, req, token, kind, session_id(request)):
                 yield display + turn.messages(lang), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             answer, shown, quota = turn.content, display + turn.messages(lang), turn.quota
@@ -154,12 +156,13 @@ def make_ask(ctx: AppContext):
             cut = Turn(source=kind, reasoning_parts=[p for p in [err.partial_reasoning] if p],
                        content_parts=[err.partial_content])
             answer, shown, quota = err.partial_content, display + cut.messages(lang, cut=True), err.quota
-            gr.Warning(toast(err, lang), duration=None)
+            report(err, lang)
         except (ModelScopeError, QuotaCapReached) as err:
-            # Back to where we were; the question stays in its box for another try.
-            yield (before["display"] if before else [], gr.skip(), gr.skip(),
+            # The conversation stays as it was; the question stays in its box for another try.
+            report(err, lang)
+            yield (display + turn.messages(lang) + [error_note(err, lang)], gr.skip(), gr.skip(),
                    quota_line(ctx, getattr(err, "quota", None), kind, request, lang), code)
-            raise gr.Error(toast(err, lang), duration=None, print_exception=False) from None
+            return
         new_conv = {"key": key, "display": shown,
                     "messages": [*api_messages, {"role": "assistant", "content": answer}]}
         yield shown, new_conv, "", quota_line(ctx, quota, kind, request, lang), code
