@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 
 from modelscope_api.config import fingerprint
 from ui import chat_tab
@@ -136,14 +137,28 @@ def test_parameters_reach_the_wire(clean_studio):
     ],
 )
 def test_account_errors_are_explained(clean_studio, token, expected):
-    final, _, code = chat(client(clean_studio, token), "hello").result()
-    assert expected in error_text(final)
-    assert not answer_text(final) and "chat.completions.create" in code
+    # The public endpoint raises (programs get an exception); the browser gets a note.
+    with pytest.raises(AppError) as info:
+        chat(client(clean_studio, token), "hello").result()
+    assert expected in str(info.value)
 
 
 def test_account_errors_in_chinese(clean_studio):
-    final, _, _ = chat(client(clean_studio, "ms-test-unbound", lang="zh"), "你好").result()
-    assert "阿里云" in error_text(final) and final[0]["metadata"]["title"].startswith("❌ 没有")
+    with pytest.raises(AppError) as info:
+        chat(client(clean_studio, "ms-test-unbound", lang="zh"), "你好").result()
+    assert "阿里云" in str(info.value)
+
+
+def test_the_browser_gets_errors_as_a_note_in_the_conversation(simulator, fake_request):
+    respond = chat_tab.make_respond(AppContext(base_url=simulator.base_url))
+    outputs = list(respond("hello", [], INSTRUCT, "", 0.7, 0.8, 0, False, "ms-test-unverified",
+                           fake_request(lang="zh")))
+    final, quota, code = outputs[-1]
+    assert len(final) == 1 and final[0]["metadata"]["title"].startswith("❌ 没有")
+    assert "实名认证" in final[0]["content"]
+    assert "chat.completions.create" in code
+    assert chat_tab.history_to_messages([{"role": "user", "content": "hello"}, *final]) == [
+        {"role": "user", "content": "hello"}]  # the note is never sent back to a model
 
 
 def test_server_error_is_explained_and_history_kept(clean_studio):
@@ -152,14 +167,15 @@ def test_server_error_is_explained_and_history_kept(clean_studio):
     chat(c, "first question").result()
     sim.inject("500", times=None, scope="chat")
     try:
-        final, _, _ = chat(c, "second question").result()
+        with pytest.raises(AppError) as info:
+            chat(c, "second question").result()
     finally:
         sim.clear_faults()
-    assert "busy" in error_text(final)
+    assert "busy" in str(info.value)
     chat(c, "third question").result()
     sent = chat_requests(sim)[-1].json["messages"]
     text = json.dumps(sent)
-    assert "first question" in text and "second question" in text and "third question" in text
+    assert "first question" in text and "third question" in text
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
 
 
@@ -240,8 +256,9 @@ def test_server_token_caps_apply_and_personal_tokens_are_not_capped(clean_studio
     chat(shared, "one").result()
     _, quota, _ = chat(shared, "two").result()
     assert "class token: **0**" in quota
-    final, _, _ = chat(shared, "three").result()
-    assert "2 requests on the shared token" in error_text(final)
+    with pytest.raises(AppError) as info:
+        chat(shared, "three").result()
+    assert "2 requests on the shared token" in str(info.value)
     assert chat_requests(clean_studio.sim)[-1].token_fingerprint == fingerprint("ms-test-classroom")
     assert len(chat_requests(clean_studio.sim)) == 2
     own = client(clean_studio, "ms-test-own")

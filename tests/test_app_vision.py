@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gradio as gr
 import pytest
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 from modelscope_api import catalog
 from modelscope_api.config import fingerprint
@@ -91,8 +93,9 @@ def test_upload_is_sent_as_a_data_url(clean_studio):
 def test_sessions_do_not_share_conversations(clean_studio):
     alice, bob = client(clean_studio, "ms-test-v-alice"), client(clean_studio, "ms-test-v-bob")
     ask(alice, "What is this?", image_url=URL)
-    chatbot, question_box, *_ = ask(bob, "And the colour?")  # bob has no conversation, no image
-    assert "image_url" in error_text(chatbot) and len(chatbot) == 1
+    with pytest.raises(AppError) as info:
+        ask(bob, "And the colour?")  # bob has no conversation and gave no image
+    assert "image_url" in str(info.value)
     ask(bob, "Hi?", image_url="https://example.com/bob.png")
     assert URL not in json.dumps(last_chat(clean_studio.sim).json)
 
@@ -106,11 +109,19 @@ def test_thinking_vision_model_shows_thinking_apart(clean_studio):
 
 @pytest.mark.parametrize(("token", "expected"), [(None, "No ModelScope token"),
                                                  ("ms-test-unverified", "real-name")])
-def test_errors_are_explained_and_the_question_kept(clean_studio, token, expected):
-    c = client(clean_studio, token)
-    chatbot, question_box, *_ = ask(c, "What is this?", image_url=URL)
-    assert expected in error_text(chatbot)
-    assert question_box == {"__type__": "update"}  # left alone: still in its box for another try
+def test_errors_are_explained(clean_studio, token, expected):
+    with pytest.raises(AppError) as info:
+        ask(client(clean_studio, token), "What is this?", image_url=URL)
+    assert expected in str(info.value)
+
+
+def test_the_browser_gets_errors_as_a_note_and_keeps_the_question(simulator, fake_request):
+    ask_ui = vision_tab.make_ask(AppContext(base_url=simulator.base_url))
+    outputs = list(ask_ui(URL, None, "What is this?", VL, None, "ms-test-quota", fake_request()))
+    chatbot, conversation, question_box, _, code = outputs[-1]
+    assert "quota" in error_text(chatbot) and chatbot[-2]["content"] == "What is this?"
+    assert conversation == gr.skip() and question_box == gr.skip()  # both left as they were
+    assert "chat.completions.create" in code
 
 
 def test_stream_cut_keeps_the_partial_answer(clean_studio):

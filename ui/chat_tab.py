@@ -7,7 +7,9 @@ shared with the Vision tab.
 
 from __future__ import annotations
 
+import functools
 import html
+import inspect
 import json
 import re
 import tempfile
@@ -19,6 +21,7 @@ from typing import Any
 
 import gradio as gr
 import openai.resources  # noqa: F401  # the SDK imports these lazily: ~2 s on the first student's call
+from gradio.context import Context
 from gradio.i18n import I18nData
 
 from modelscope_api import catalog
@@ -215,6 +218,37 @@ def error_note(err: BaseException, lang: str) -> dict[str, Any]:
             "metadata": {"title": t("chat.error_title", lang)}}
 
 
+def is_error_note(msg: Any) -> bool:
+    meta = _get(msg, "metadata") or {}
+    return isinstance(meta, dict) and str(meta.get("title", "")).startswith("❌")
+
+
+def raise_errors(fn):
+    """For a PUBLIC endpoint: programs get an exception, not a note. Wraps a (sync or async)
+    generator whose yields start with a list of messages; a final error note becomes gr.Error."""
+
+    def check(out):
+        messages = out[0] if isinstance(out, tuple) else out
+        if isinstance(messages, list) and messages and is_error_note(messages[-1]):
+            raise gr.Error(content_text(_get(messages[-1], "content")), print_exception=False)
+        return out
+
+    if inspect.isasyncgenfunction(fn):
+        @functools.wraps(fn)
+        async def async_wrapper(*args, **kwargs):
+            async for out in fn(*args, **kwargs):
+                yield check(out)
+
+        return async_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        for out in fn(*args, **kwargs):
+            yield check(out)
+
+    return wrapper
+
+
 def report(err: BaseException, lang: str) -> None:
     """The toast for an error (escaped, links clickable); stays until closed."""
     gr.Warning(toast(err, lang), duration=None, title=t("chat.error_title", lang))
@@ -408,6 +442,10 @@ def build(ctx: AppContext, shared: Shared) -> None:
             exports = gr.File(label=I18nData("chat.export_files"), file_count="multiple",
                               visible=False, interactive=False)
             code_accordion(code)
+    # The browser's events (undocumented) show errors as notes; the public /chat raises them.
+    for fn in Context.root_block.fns.values():
+        if fn.api_name == "chat" and fn.api_visibility == "public":
+            fn.fn = raise_errors(fn.fn)
     model.change(thinking_controls, model, [enable_thinking, thinking_note],
                  queue=False, show_progress="hidden", api_visibility="private")
 

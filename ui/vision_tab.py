@@ -19,7 +19,7 @@ from modelscope_api import catalog
 from modelscope_api.chat import ChatRequest, image_part, image_to_data_url
 from modelscope_api.errors import IncompleteStreamError, ModelScopeError, ValidationError
 
-from .chat_tab import Turn, error_note, quota_line, report, stream_turn
+from .chat_tab import Turn, error_note, quota_line, raise_errors, report, stream_turn
 from .code import chat_code, code_accordion
 from .context import AppContext, QuotaCapReached, session_id
 from .explain import lang_of
@@ -202,15 +202,17 @@ def build(ctx: AppContext, shared: Shared) -> None:
     image_url.input(None, None, image, js="() => null")
     image.upload(None, None, [image_url, preview], js="() => ['', '']")
 
-    ask_event = gr.on(
-        [ask_btn.click, question.submit],
-        make_ask(ctx),
-        [image_url, image, question, model, conversation, shared.token_state],
-        [chatbot, conversation, question, shared.quota_md, code],
-        api_name="vision",
-        concurrency_limit=ctx.concurrency,
-        show_progress="minimal",
-    )
+    # Same handler twice: the browser's event shows errors as notes in the conversation (a
+    # failed event would hide it under an "Error" badge); the public /vision raises them.
+    inputs = [image_url, image, question, model, conversation, shared.token_state]
+    outputs = [chatbot, conversation, question, shared.quota_md, code]
+    ask = make_ask(ctx)
+    ask_event = gr.on([ask_btn.click, question.submit], ask, inputs, outputs, api_name="vision_in_browser",
+                      api_visibility="private",
+                      concurrency_limit=ctx.concurrency, concurrency_id="vision", show_progress="minimal")
+    api_btn = gr.Button(visible=False)
+    api_btn.click(raise_errors(ask), inputs, outputs, api_name="vision",
+                  concurrency_limit=ctx.concurrency, concurrency_id="vision")
     stop_btn.click(None, cancels=[ask_event])
     new_btn.click(lambda: ("", None, "", [], None, ""), None,
                   [image_url, image, preview, chatbot, conversation, question],
