@@ -90,6 +90,16 @@ def test_upload_is_sent_as_a_data_url(clean_studio):
     assert len(body["messages"]) == 3 and len(image_urls(body)) == 1
 
 
+def test_non_image_upload_is_refused_by_name(clean_studio, tmp_path):
+    fake = tmp_path / "notes.png"
+    fake.write_text("not really a picture")
+    before = len(clean_studio.sim.log)
+    with pytest.raises(AppError) as info:
+        ask(client(clean_studio), "What is it?", image=handle_file(str(fake)))
+    assert "image" in str(info.value) and "PNG, JPEG" in str(info.value)
+    assert len(clean_studio.sim.log) == before
+
+
 def test_sessions_do_not_share_conversations(clean_studio):
     alice, bob = client(clean_studio, "ms-test-v-alice"), client(clean_studio, "ms-test-v-bob")
     ask(alice, "What is this?", image_url=URL)

@@ -206,12 +206,15 @@ def build(ctx: AppContext, shared: Shared) -> None:
     # failed event would hide it under an "Error" badge); the public /vision raises them.
     inputs = [image_url, image, question, model, conversation, shared.token_state]
     outputs = [chatbot, conversation, question, shared.quota_md, code]
+    # preprocess=False: the upload arrives as Gradio's file record (still confined to its upload
+    # cache) and is checked by our Pillow validation, which names the field, instead of failing
+    # inside gr.Image's own decoding with a generic error.
     ask = make_ask(ctx)
     ask_event = gr.on([ask_btn.click, question.submit], ask, inputs, outputs, api_name="vision_in_browser",
-                      api_visibility="private",
+                      api_visibility="private", preprocess=False,
                       concurrency_limit=ctx.concurrency, concurrency_id="vision", show_progress="minimal")
     api_btn = gr.Button(visible=False)
-    api_btn.click(raise_errors(ask), inputs, outputs, api_name="vision",
+    api_btn.click(raise_errors(ask), inputs, outputs, api_name="vision", preprocess=False,
                   concurrency_limit=ctx.concurrency, concurrency_id="vision")
     stop_btn.click(None, cancels=[ask_event])
     new_btn.click(lambda: ("", None, "", [], None, ""), None,
