@@ -96,6 +96,15 @@ def test_check_token_on_the_class_token_counts_against_the_cap(simulator, fake_r
     assert "✅" in status
 
 
+def test_check_token_that_never_reached_the_server_is_not_counted(fake_request):
+    ctx = AppContext(base_url="http://127.0.0.1:9/", server_token="ms-test-class",
+                     guard=ServerTokenGuard(session_limit=1))
+    *_, check = handlers(ctx)
+    status, _ = check(None, fake_request())
+    assert status.startswith("❌") and "Could not reach" in status
+    assert ctx.guard.remaining("s1")["session"] == 1
+
+
 def test_initial_status_says_where_the_token_comes_from():
     assert header.initial_status_key(AppContext(base_url="http://x/")) == "header.no_token"
     assert header.initial_status_key(AppContext(base_url="http://x/", server_token="t")) == "header.server_token"

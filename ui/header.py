@@ -8,21 +8,24 @@ shows the server's token.
 
 from __future__ import annotations
 
-import os
-
 import gradio as gr
 from gradio.i18n import I18nData
 
 from modelscope_api import catalog
 from modelscope_api.chat import ChatClient
-from modelscope_api.errors import ACCOUNT_PAGE, TOKEN_PAGE, MissingTokenError, ModelScopeError
+from modelscope_api.errors import (
+    ACCOUNT_PAGE,
+    TOKEN_PAGE,
+    APIConnectionError,
+    MissingTokenError,
+    ModelScopeError,
+)
 
 from .context import SOURCE_SERVER, AppContext, QuotaCapReached, session_id
 from .explain import explain, lang_of
 from .shared import Shared, format_quota
 
 BROWSER_KEY = "modelscope-studio-token"
-BROWSER_SECRET_ENV = "STUDIO_BROWSER_SECRET"  # optional: keeps remembered tokens across restarts
 
 _HELP_EN = f"""1. Create a free account at [modelscope.cn](https://modelscope.cn).
 2. Open your [access token page]({TOKEN_PAGE}) and copy a token (it starts with `ms-`).
@@ -146,6 +149,8 @@ def make_handlers(ctx: AppContext):
                 ctx.guard.take(session)
             result = ChatClient(token, ctx.base_url).check_token(model)
         except (ModelScopeError, QuotaCapReached) as err:
+            if source == SOURCE_SERVER and type(err) is APIConnectionError:
+                ctx.guard.give_back(session)  # never reached the server
             quota = format_quota(ctx, getattr(err, "quota", None), source, request, lang)
             return t("header.check_fail", lang, reason=explain(err, lang)), quota or gr.skip()
         key = "header.check_ok_server" if source == SOURCE_SERVER else "header.check_ok"
@@ -158,8 +163,9 @@ def make_handlers(ctx: AppContext):
 def build(ctx: AppContext, demo: gr.Blocks) -> Shared:
     """Render the header; returns what every tab needs (the token State and the quota line)."""
     token_state = gr.State(None)
-    stored = gr.BrowserState(None, storage_key=BROWSER_KEY,
-                             secret=os.environ.get(BROWSER_SECRET_ENV, "").strip() or None)
+    # Gradio's random per-process key (it is part of the page config, so it only keeps the
+    # token unreadable in localStorage by itself); after a server restart users paste it again.
+    stored = gr.BrowserState(None, storage_key=BROWSER_KEY)
     gr.Markdown(I18nData("header.title_md"))
     if ctx.offline:
         gr.Markdown(I18nData("app.offline_banner"), elem_classes=["offline-banner"])
