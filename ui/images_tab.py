@@ -209,6 +209,9 @@ def build(ctx: AppContext, shared: Shared) -> ImageHandlers:
     cancel.click(h.cancel, None, status, cancels=[run], **light)
     api_trigger.click(
         h.generate_image, [*api_in.values(), shared.token_state], [api_gallery, api_record],
-        api_name="generate_image", api_visibility="public", show_progress="hidden", **io,
+        api_name="generate_image", api_visibility="public", show_progress="hidden",
+        # raw values reach request_from_api, whose validation names the field: Gradio's own
+        # Number preprocessing would crash on "abc" with a generic error instead
+        preprocess=False, **io,
     )
     return h
