@@ -164,7 +164,7 @@ def build(ctx: AppContext, shared: Shared) -> ImageHandlers:
                 cancel = gr.Button(_("img.cancel"), variant="stop")
             status = gr.Markdown("")
         with gr.Column(scale=6):
-            gallery = gr.Gallery(label=_("img.gallery"), columns=2, height="auto", interactive=False,
+            gallery = gr.Gallery(label=_("img.gallery"), columns=2, height="auto", interactive=False, object_fit="contain",
                                  buttons=["download", "fullscreen"])
             reuse = gr.Button(_("img.reuse"), size="sm")
             files = gr.File(label=_("img.downloads"), file_count="multiple", interactive=False)
