@@ -35,6 +35,7 @@ class ModelScopeError(Exception):
         quota: Quota | None = None,
         body: Any = None,
         hint: str | None = None,
+        task_id: str | None = None,
     ):
         super().__init__(message)
         self.message = message
@@ -43,6 +44,7 @@ class ModelScopeError(Exception):
         self.code = code
         self.quota = quota
         self.body = body
+        self.task_id = task_id  # image tasks: which task it was, for the message and the log
         if hint is not None:
             self.hint = hint
 
@@ -120,19 +122,11 @@ class TaskFailedError(ModelScopeError):
 
     hint = "The image task failed on the server. Change the prompt or settings and try again."
 
-    def __init__(self, message: str, *, task_id: str | None = None, **kw):
-        super().__init__(message, **kw)
-        self.task_id = task_id
-
 
 class TaskNotFoundError(InvalidRequestError):
     """A poll answered "task not found" (wrong task-type header, another token's task, or gone)."""
 
     hint = "The server no longer knows this task. Generate the image again."
-
-    def __init__(self, message: str, *, task_id: str | None = None, **kw):
-        super().__init__(message, **kw)
-        self.task_id = task_id
 
 
 class ImageDownloadError(ModelScopeError):
@@ -140,26 +134,17 @@ class ImageDownloadError(ModelScopeError):
 
     hint = "The image was made but its link failed or expired (links expire soon after the task ends). Generate it again."
 
-    def __init__(self, message: str, *, task_id: str | None = None, url: str | None = None, **kw):
+    def __init__(self, message: str, *, url: str | None = None, **kw):
         super().__init__(message, **kw)
-        self.task_id = task_id
         self.url = url
 
 
 class TaskTimeoutError(ModelScopeError):
     hint = "The image took too long. The server may be busy: try again later, or raise the timeout."
 
-    def __init__(self, message: str, *, task_id: str | None = None, **kw):
-        super().__init__(message, **kw)
-        self.task_id = task_id
-
 
 class TaskCancelledError(ModelScopeError):
     hint = "Cancelled."
-
-    def __init__(self, message: str = "cancelled", *, task_id: str | None = None, **kw):
-        super().__init__(message, **kw)
-        self.task_id = task_id
 
 
 def _markup_reason(text: str) -> str:

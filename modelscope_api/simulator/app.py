@@ -222,6 +222,22 @@ def create_app(state: SimState) -> FastAPI:
         except ValueError:
             return None
 
+    async def pre_counted(request: Request, scope: str) -> tuple[_Ctx, dict, dict] | Response:
+        """pre(), then the JSON body and the day's count: (ctx, body, quota headers) or a
+        Response. Chat and image submits are the calls that spend quota."""
+        family_error = chat_error if scope == "chat" else images_error
+        ctx = await pre(request, scope, counted=True)
+        if isinstance(ctx, Response):
+            return ctx
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            return family_error(400, "The request body must be a JSON object.")
+        model = body.get("model")
+        allowed, qh = state.count_request(ctx.fp, model if isinstance(model, str) else "")
+        if not allowed:
+            return family_error(429, headers=qh)
+        return ctx, body, qh
+
     async def pre(
         request: Request, scope: str, *, auth: bool = True, counted: bool = False
     ) -> _Ctx | Response:
@@ -293,17 +309,12 @@ def create_app(state: SimState) -> FastAPI:
     # ---- chat ---------------------------------------------------------------------------------
     @app.post("/" + wire.CHAT_COMPLETIONS_PATH)
     async def chat_completions(request: Request):
-        ctx = await pre(request, "chat", counted=True)
-        if isinstance(ctx, Response):
-            return ctx
+        checked = await pre_counted(request, "chat")
+        if isinstance(checked, Response):
+            return checked
+        ctx, body, qh = checked
         cfg = state.config
-        body = await read_json(request)
-        if not isinstance(body, dict):
-            return chat_error(400, "The request body must be a JSON object.")
         model = body.get("model")
-        allowed, qh = state.count_request(ctx.fp, model if isinstance(model, str) else "")
-        if not allowed:
-            return chat_error(429, headers=qh)
 
         def bad(message: str) -> Response:
             return chat_error(400, message, headers=qh)
@@ -439,16 +450,10 @@ def create_app(state: SimState) -> FastAPI:
 
     @app.post("/" + wire.IMAGES_PATH)
     async def images_generations(request: Request):
-        ctx = await pre(request, "images", counted=True)
-        if isinstance(ctx, Response):
-            return ctx
-        body = await read_json(request)
-        if not isinstance(body, dict):
-            return images_error(400, "The request body must be a JSON object.")
-        model = body.get("model")
-        allowed, qh = state.count_request(ctx.fp, model if isinstance(model, str) else "")
-        if not allowed:
-            return images_error(429, headers=qh)
+        checked = await pre_counted(request, "images")
+        if isinstance(checked, Response):
+            return checked
+        ctx, body, qh = checked
         if request.headers.get(wire.ASYNC_MODE_HEADER, "").strip().lower() != "true":
             return images_error(400, wire.MSG_ASYNC_REQUIRED, headers=qh)
         try:
