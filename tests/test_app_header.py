@@ -105,6 +105,14 @@ def test_check_token_that_never_reached_the_server_is_not_counted(fake_request):
     assert ctx.guard.remaining("s1")["session"] == 1
 
 
+def test_browser_state_key_never_puts_the_configured_value_in_the_page(monkeypatch):
+    monkeypatch.delenv(header.BROWSER_SECRET_ENV, raising=False)
+    assert header.browser_state_key() is None  # Gradio's random key per start
+    monkeypatch.setenv(header.BROWSER_SECRET_ENV, "ms-oops-an-admin-used-a-real-secret")
+    key = header.browser_state_key()
+    assert key and "oops" not in key and key == header.browser_state_key()  # stable across restarts
+
+
 def test_initial_status_says_where_the_token_comes_from():
     assert header.initial_status_key(AppContext(base_url="http://x/")) == "header.no_token"
     assert header.initial_status_key(AppContext(base_url="http://x/", server_token="t")) == "header.server_token"

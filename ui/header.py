@@ -8,6 +8,9 @@ shows the server's token.
 
 from __future__ import annotations
 
+import hashlib
+import os
+
 import gradio as gr
 from gradio.i18n import I18nData
 
@@ -26,6 +29,17 @@ from .explain import explain, lang_of
 from .shared import Shared, format_quota
 
 BROWSER_KEY = "modelscope-studio-token"
+BROWSER_SECRET_ENV = "STUDIO_BROWSER_SECRET"  # set it so remembered tokens survive restarts
+
+
+def browser_state_key() -> str | None:
+    """The key for "Remember on this device". Gradio puts a BrowserState's key in the page
+    config, so only a hash of the configured value is used, never the value itself; unset,
+    Gradio picks a random key per start (remembered tokens then end with a restart)."""
+    value = os.environ.get(BROWSER_SECRET_ENV, "").strip()
+    if not value:
+        return None
+    return hashlib.sha256(("modelscope-studio/browser-state/" + value).encode("utf-8")).hexdigest()[:32]
 
 _HELP_EN = f"""1. Create a free account at [modelscope.cn](https://modelscope.cn).
 2. Open your [access token page]({TOKEN_PAGE}) and copy a token (it starts with `ms-`).
@@ -163,9 +177,7 @@ def make_handlers(ctx: AppContext):
 def build(ctx: AppContext, demo: gr.Blocks) -> Shared:
     """Render the header; returns what every tab needs (the token State and the quota line)."""
     token_state = gr.State(None)
-    # Gradio's random per-process key (it is part of the page config, so it only keeps the
-    # token unreadable in localStorage by itself); after a server restart users paste it again.
-    stored = gr.BrowserState(None, storage_key=BROWSER_KEY)
+    stored = gr.BrowserState(None, storage_key=BROWSER_KEY, secret=browser_state_key())
     gr.Markdown(I18nData("header.title_md"))
     if ctx.offline:
         gr.Markdown(I18nData("app.offline_banner"), elem_classes=["offline-banner"])
