@@ -52,7 +52,10 @@ def thread_budget(demo: gr.Blocks, ctx: AppContext) -> int:
 def launch_kwargs(demo: gr.Blocks, ctx: AppContext) -> dict:
     tables = [chat_tab.STRINGS, vision_tab.STRINGS, header.STRINGS, images_tab.STRINGS, STRINGS]
     return {"i18n": make_i18n(*tables), "max_threads": thread_budget(demo, ctx), "css": CSS,
-            "max_file_size": "20mb", "theme": gr.themes.Soft()}
+            "max_file_size": "20mb", "theme": gr.themes.Soft(),
+            # Gradio keeps public runs (prompts, images) in the browser; on a shared classroom
+            # laptop the next student would see them. Off unless the owner opts in.
+            "run_history": os.environ.get("GRADIO_RUN_HISTORY", "").strip().lower() == "true"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:

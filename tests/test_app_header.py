@@ -182,6 +182,16 @@ def test_threads_cover_every_io_bound_event(clean_studio):
     assert all(fn.concurrency_limit == ctx.concurrency for fn in public)
 
 
+def test_run_history_is_off_unless_the_owner_opts_in(clean_studio, monkeypatch):
+    """A shared classroom laptop must not show the next student the last one's runs."""
+    monkeypatch.delenv("GRADIO_RUN_HISTORY", raising=False)
+    assert app.launch_kwargs(clean_studio.demo, clean_studio.ctx)["run_history"] is False
+    assert requests.get(clean_studio.url.rstrip("/") + "/gradio_api/runs", timeout=10).status_code == 404
+    assert "runs" not in clean_studio.demo.footer_links
+    monkeypatch.setenv("GRADIO_RUN_HISTORY", "true")
+    assert app.launch_kwargs(clean_studio.demo, clean_studio.ctx)["run_history"] is True
+
+
 def test_arguments_default_from_the_spaces_environment(monkeypatch):
     monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
     monkeypatch.setenv("GRADIO_SERVER_PORT", "7861")
