@@ -58,6 +58,12 @@ def launch_kwargs(demo: gr.Blocks, ctx: AppContext) -> dict:
             "run_history": os.environ.get("GRADIO_RUN_HISTORY", "").strip().lower() == "true"}
 
 
+def warm_up() -> None:
+    """Load the parts the openai SDK imports lazily (~1-2 s) once the page already serves,
+    so neither the start nor the first student's chat waits for them."""
+    import openai.resources  # noqa: F401
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="ModelScope API-Inference Studio (Gradio)")
     p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
@@ -85,7 +91,9 @@ def main(argv=None) -> None:
     demo = build_app(ctx)
     try:
         demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                    mcp_server=args.mcp or None, **launch_kwargs(demo, ctx))
+                    mcp_server=args.mcp or None, prevent_thread_lock=True, **launch_kwargs(demo, ctx))
+        warm_up()
+        demo.block_thread()
     finally:
         if sim is not None:
             sim.stop()

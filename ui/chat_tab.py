@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import openai.resources  # noqa: F401  # the SDK imports these lazily: ~2 s on the first student's call
 from gradio.context import Context
 from gradio.i18n import I18nData
 
@@ -377,11 +376,12 @@ def make_respond(ctx: AppContext):
             yield [error_note(err, lang)], gr.skip(), gr.skip()
             return
         code = chat_code(req, ctx.base_url)
-        yield [], gr.skip(), code
+        shown_quota = ctx.quota_line(session_id(request))  # re-sent unchanged: cheaper than skip
+        yield [], shown_quota, code
         turn = Turn(source=source)
         try:
             for turn in stream_turn(ctx, req, token, source, session_id(request)):
-                yield turn.messages(lang), gr.skip(), gr.skip()
+                yield turn.messages(lang), shown_quota, code
             shown, quota = turn.messages(lang), turn.quota
         except IncompleteStreamError as err:
             cut = Turn(source=source, reasoning_parts=[p for p in [err.partial_reasoning] if p],
@@ -410,7 +410,7 @@ def build(ctx: AppContext, shared: Shared) -> None:
                                               visible=first_box["visible"])
                 thinking_note = gr.Markdown(I18nData("chat.thinking_always"),
                                             visible=first_note["visible"])
-                system_prompt = gr.Textbox(label=I18nData("chat.system_prompt"), lines=3,
+                system_prompt = gr.Textbox("", label=I18nData("chat.system_prompt"), lines=3,
                                            placeholder=I18nData("chat.system_placeholder"))
                 temperature = gr.Slider(0, 2, value=0.7, step=0.05, label=I18nData("chat.temperature"),
                                         info=I18nData("chat.temperature_info"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
 from modelscope_api import config
@@ -111,6 +111,24 @@ class AppContext:
     max_queue: int = 256
     outputs_dir: str = "outputs"
     guard: ServerTokenGuard = field(default_factory=ServerTokenGuard)
+    # Each session's last quota line. A streaming handler re-sends it unchanged instead of
+    # gr.skip(): in Gradio 6.31 every skip rebuilds the component, ~1-4 ms per update.
+    _quota_lines: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    _quota_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    QUOTA_LINES_KEPT = 10_000  # sessions remembered; the oldest is forgotten first
+
+    def remember_quota_line(self, session: str, line: str) -> None:
+        with self._quota_lock:
+            self._quota_lines[session] = line
+            self._quota_lines.move_to_end(session)
+            while len(self._quota_lines) > self.QUOTA_LINES_KEPT:
+                self._quota_lines.popitem(last=False)
+
+    def quota_line(self, session: str) -> str:
+        """What the header's quota line shows for this session now ("" before any call)."""
+        with self._quota_lock:
+            return self._quota_lines.get(session, "")
 
     @classmethod
     def from_env(cls, *, base_url: str | None = None, server_token: str | None = None,

@@ -36,4 +36,6 @@ def format_quota(ctx: AppContext, quota: Quota | None, source: str, request, lan
             parts.append(("全班今日还可用 " if zh else "class today: ") + f"**{left['day']}**")
     if not parts:
         return ""
-    return ("📊 额度：" if zh else "📊 Quota — ") + " · ".join(parts)
+    line = ("📊 额度：" if zh else "📊 Quota — ") + " · ".join(parts)
+    ctx.remember_quota_line(session_id(request), line)
+    return line

@@ -146,11 +146,14 @@ def make_ask(ctx: AppContext):
             return
         token, kind = ctx.token_for(token_state, request)
         code = chat_code(req, ctx.base_url)
-        yield display, gr.skip(), gr.skip(), gr.skip(), code
+        # Unchanged values re-sent while streaming are cheaper than gr.skip() (see AppContext);
+        # the question box keeps skip so a follow-up typed meanwhile is not overwritten.
+        shown_quota = ctx.quota_line(session_id(request))
+        yield display, gr.skip(), gr.skip(), shown_quota, code
         turn = Turn(source=kind)
         try:
             for turn in stream_turn(ctx, req, token, kind, session_id(request)):
-                yield display + turn.messages(lang), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                yield display + turn.messages(lang), gr.skip(), gr.skip(), shown_quota, code
             answer, shown, quota = turn.content, display + turn.messages(lang), turn.quota
         except IncompleteStreamError as err:
             cut = Turn(source=kind, reasoning_parts=[p for p in [err.partial_reasoning] if p],
