@@ -12,11 +12,10 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import httpx
-import openai
 
 from . import catalog
 from .config import Settings, chat_base_url
@@ -28,6 +27,9 @@ from .errors import (
     from_openai_error,
 )
 from .quota import Quota
+
+if TYPE_CHECKING:
+    import openai
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024  # uploads above this are refused before sending
 IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp",
@@ -214,6 +216,8 @@ _http_lock = threading.Lock()
 def shared_http_client() -> httpx.Client:
     """One pooled HTTP client per process; each call brings its own token."""
     global _http_client
+    import openai  # imported on first use: ~0.8 s that a CLI or the app's start need not pay
+
     with _http_lock:
         if _http_client is None:
             _http_client = openai.DefaultHttpxClient(
@@ -242,6 +246,8 @@ class ChatClient:
         return f"ChatClient({self.settings!r})"
 
     def _sdk(self) -> openai.OpenAI:
+        import openai
+
         if not self.settings.token:
             raise MissingTokenError("No ModelScope token was given.")
         kw: dict[str, Any] = {}
@@ -261,6 +267,8 @@ class ChatClient:
         Raises ModelScopeError subclasses; a broken stream raises IncompleteStreamError
         carrying what had arrived. Closing the generator closes the HTTP stream.
         """
+        import openai
+
         kwargs = req.create_kwargs(stream=True)
         sdk = self._sdk()
         try:
@@ -320,6 +328,8 @@ class ChatClient:
 
     def complete(self, req: ChatRequest) -> ChatResult:
         """A non-streaming call (thinking is switched off: the service requires it)."""
+        import openai
+
         kwargs = req.create_kwargs(stream=False)
         sdk = self._sdk()
         try:
