@@ -4,6 +4,7 @@ Never imports gradio: it knows the wire; the UI knows people.
 """
 
 from . import catalog, wire
+from .anthropic_chat import AnthropicChatClient
 from .chat import (
     ChatClient,
     ChatDone,
@@ -48,7 +49,8 @@ from .quota import Quota
 __version__ = "0.1.0"
 
 __all__ = [
-    "APIConnectionError", "AccountNotBoundError", "AuthenticationError", "ChatClient",
+    "APIConnectionError", "AccountNotBoundError", "AnthropicChatClient", "AuthenticationError",
+    "ChatClient",
     "ChatDone", "ChatRequest", "ChatResult", "ContentDelta", "GeneratedImage", "ImageClient",
     "ImageDownloadError", "ImageRequest", "ImageResult", "IncompleteStreamError", "InvalidRequestError",
     "MissingTokenError", "ModelScopeError", "PermissionDeniedError", "PollSchedule", "Quota",

@@ -12,6 +12,9 @@ CHAT_COMPLETIONS_PATH = "v1/chat/completions"
 MODELS_PATH = "v1/models"
 IMAGES_PATH = "v1/images/generations"
 TASK_PATH = "v1/tasks/{task_id}"
+# Anthropic-compatible (beta): the anthropic SDK's base_url is BASE without "/v1" (and without
+# the trailing "/"); the SDK appends "/v1/messages" itself.
+ANTHROPIC_MESSAGES_PATH = "v1/messages"
 
 # Headers
 AUTHORIZATION = "Authorization"

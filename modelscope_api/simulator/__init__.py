@@ -7,7 +7,8 @@
 
 Command line: `python -m modelscope_api.simulator --port 8000 --task-seconds 3`.
 
-Endpoints: POST /v1/chat/completions, GET /v1/models, POST /v1/images/generations,
+Endpoints: POST /v1/chat/completions, POST /v1/messages (Anthropic-compatible, beta; see
+below), GET /v1/models, POST /v1/images/generations,
 GET /v1/tasks/{id}, GET /_sim/files/{name} (output PNGs, no auth, like the real CDN), and the
 admin API under /_sim/ (health, faults, log, tokens, config, quota, tasks/{id}); admin calls
 are not logged.
@@ -37,6 +38,14 @@ answers 400. Thinking ("always" models, "switch" models unless enable_thinking i
 streams reasoning_content first; a switch model thinking with stream=False is a 400.
 With max_tokens the answer is exactly max_tokens tokens (finish_reason "length"), else
 40-80 tokens quoting the question (finish_reason "stop").
+Anthropic-compatible POST /v1/messages (the anthropic SDK with base_url = sim.base_url
+without the trailing "/"): the token may come as `x-api-key` (older anthropic SDKs; logged
+as a fingerprint) or Bearer (anthropic 2.x); same token behaviours, quota counting and
+headers, and request faults (500/502/429, stream_cut, slow_first_token; scope "chat") as
+chat. Errors use {"type": "error", "error": {type, message}, "request_id"}. max_tokens is required (else 400)
+and caps the 40-80 token answer (stop_reason "max_tokens", else "end_turn"); stream=true
+sends event:/data: SSE (message_start, content_block_start, ping, content_block_delta per
+token, content_block_stop, message_delta, message_stop).
 Tasks: PENDING for the first `pending_fraction` of task_seconds (with ids), then RUNNING, then
 PROCESSING (ids ""), then SUCCEED with output_images/time_taken/input. The "input" reports the
 parameters used, including the seed the server picked; data: URLs are abbreviated there.

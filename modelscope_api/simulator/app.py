@@ -116,6 +116,30 @@ def images_error(status: int, message: str = "", headers=None) -> Response:
     return _errors_shape(status, message, headers=headers)
 
 
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+}
+
+
+def anthropic_error(status: int, message: str = "", headers=None) -> Response:
+    """/v1/messages: Anthropic's {"type": "error", "error": {type, message}} shape."""
+    if status == 429 and not message:
+        message = wire.MSG_RATE_LIMIT
+    if status >= 500 and not message:
+        message = wire.MSG_SERVER_BUSY
+    body = {
+        "type": "error",
+        "error": {"type": _ANTHROPIC_TYPES.get(status, "api_error"), "message": message},
+        "request_id": new_request_id(),
+    }
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 def _not_found_xml(name: str) -> Response:
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n<Error>\n  <Code>NoSuchKey</Code>\n'
@@ -123,6 +147,12 @@ def _not_found_xml(name: str) -> Response:
         f"  <RequestId>{uuid.uuid4().hex.upper()[:24]}</RequestId>\n</Error>\n"
     )
     return Response(body, status_code=404, media_type="application/xml")
+
+
+def _api_key(headers) -> str | None:
+    """The anthropic SDK's `x-api-key: <token>` (accepted on /v1/messages only)."""
+    value = headers.get("x-api-key")
+    return value.strip() if value and value.strip() else None
 
 
 def _bearer(headers) -> str | None:
@@ -174,6 +204,12 @@ class LogMiddleware:
             headers["authorization"] = (
                 "Bearer " + fingerprint(token) if token else fingerprint(headers["authorization"])
             )
+        if "x-api-key" in headers:
+            api_key = _api_key(headers)
+            headers["x-api-key"] = fingerprint(api_key or headers["x-api-key"])
+            if token is None:
+                token = api_key
+        sent_credentials = "authorization" in headers or "x-api-key" in headers
         parsed = None
         if body:
             try:
@@ -186,7 +222,7 @@ class LogMiddleware:
             path=path,
             query=query,
             headers=CIDict(headers),
-            token_fingerprint=fingerprint(token) if "authorization" in headers else None,
+            token_fingerprint=fingerprint(token) if sent_credentials else None,
             json=parsed,
             time=time.time(),
         )
@@ -222,11 +258,15 @@ def create_app(state: SimState) -> FastAPI:
         except ValueError:
             return None
 
-    async def pre_counted(request: Request, scope: str) -> tuple[_Ctx, dict, dict] | Response:
+    async def pre_counted(
+        request: Request, scope: str, *, anthropic: bool = False
+    ) -> tuple[_Ctx, dict, dict] | Response:
         """pre(), then the JSON body and the day's count: (ctx, body, quota headers) or a
         Response. Chat and image submits are the calls that spend quota."""
         family_error = chat_error if scope == "chat" else images_error
-        ctx = await pre(request, scope, counted=True)
+        if anthropic:
+            family_error = anthropic_error
+        ctx = await pre(request, scope, counted=True, anthropic=anthropic)
         if isinstance(ctx, Response):
             return ctx
         body = await read_json(request)
@@ -239,10 +279,18 @@ def create_app(state: SimState) -> FastAPI:
         return ctx, body, qh
 
     async def pre(
-        request: Request, scope: str, *, auth: bool = True, counted: bool = False
+        request: Request,
+        scope: str,
+        *,
+        auth: bool = True,
+        counted: bool = False,
+        anthropic: bool = False,
     ) -> _Ctx | Response:
-        """Header and injected request faults, then the token. A Response means: answer it."""
+        """Header and injected request faults, then the token. A Response means: answer it.
+        anthropic=True: /v1/messages (Anthropic error shape; `x-api-key` accepted too)."""
         family_error = chat_error if scope in ("chat", "models") else images_error
+        if anthropic:
+            family_error = anthropic_error
         header_faults = {
             f.strip() for f in request.headers.get(SIM_FAULT_HEADER, "").split(",") if f.strip()
         }
@@ -252,12 +300,14 @@ def create_app(state: SimState) -> FastAPI:
                 400, f"unknown {SIM_FAULT_HEADER} {sorted(unknown)}; known: {', '.join(FAULTS)}"
             )
         token = _bearer(request.headers)
+        if token is None and anthropic:
+            token = _api_key(request.headers)
         fp = fingerprint(token) if token else None
         fault = next((f for f in FAULTS if f in header_faults and f in REQUEST_FAULTS), None)
         if fault is None:
             fault = state.take_fault(REQUEST_FAULTS, (scope,), fp, unscoped=scope != "download")
         if fault == "502":
-            if scope in ("images", "task"):
+            if scope in ("images", "task") and not anthropic:
                 return _errors_shape(502, wire.MSG_SERVER_BUSY)
             return Response(HTML_502, status_code=502, media_type="text/html")
         if fault == "500":
@@ -430,6 +480,85 @@ def create_app(state: SimState) -> FastAPI:
             tps=tps,
             cut=cut,
             malformed=malformed,
+        )
+        return StreamingResponse(
+            gen,
+            media_type="text/event-stream",
+            headers={**headers, "cache-control": "no-cache"},
+        )
+
+    # ---- Anthropic-compatible messages (beta) --------------------------------------------------
+    @app.post("/" + wire.ANTHROPIC_MESSAGES_PATH)
+    async def anthropic_messages(request: Request):
+        checked = await pre_counted(request, "chat", anthropic=True)
+        if isinstance(checked, Response):
+            return checked
+        ctx, body, qh = checked
+        cfg = state.config
+
+        def bad(message: str) -> Response:
+            return anthropic_error(400, message, headers=qh)
+
+        model = body.get("model")
+        if not isinstance(model, str) or not model.strip():
+            return bad("model: Field required")
+        if model not in cfg.chat_models():
+            return bad(wire.MSG_NO_PROVIDER.format(model=model))
+        messages = body.get("messages")
+        if (
+            not isinstance(messages, list)
+            or not messages
+            or not all(
+                isinstance(m, dict) and m.get("role") in ("user", "assistant") for m in messages
+            )
+        ):
+            return bad("messages: must be a non-empty list of user/assistant messages")
+        last_user = chat.last_user_message(messages)
+        if last_user is None:
+            return bad("messages: there must be a user message")
+        max_tokens = body.get("max_tokens")
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+            return bad("max_tokens: Field required (an integer of 1 or more)")
+        system = body.get("system")
+        if system is not None and not isinstance(system, (str, list)):
+            return bad("system: must be a string or a list of text blocks")
+        stream = body.get("stream", False)
+        if not isinstance(stream, bool):
+            return bad("stream: must be true or false")
+
+        question = chat.message_text(last_user.get("content"))
+        content, _ = chat.answer_tokens(question)
+        stop_reason = "end_turn"
+        if len(content) > max_tokens:
+            content, stop_reason = content[:max_tokens], "max_tokens"
+        input_tokens = chat.count_prompt_tokens(messages)
+        if system:
+            input_tokens += len(chat.split_tokens(chat.message_text(system)))
+
+        slow = take(ctx, "slow_first_token", ("chat",))
+        cut = stream and take(ctx, "stream_cut", ("chat",))
+        ttft = cfg.slow_ttft if slow else cfg.ttft
+        tps = float(cfg.tokens_per_second)
+        request_id = new_request_id()
+        headers = {**qh, "x-request-id": request_id, "request-id": request_id}
+        message: dict[str, Any] = {
+            "id": "msg_" + uuid.uuid4().hex[:24],
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": input_tokens, "output_tokens": 0},
+        }
+        if not stream:
+            await asyncio.sleep(max(0.0, ttft) + (len(content) / tps if tps > 0 else 0.0))
+            message["content"] = [{"type": "text", "text": "".join(content)}]
+            message["stop_reason"] = stop_reason
+            message["usage"]["output_tokens"] = len(content)
+            return JSONResponse(message, headers=headers)
+        gen = _anthropic_events(
+            message, content, stop_reason=stop_reason, ttft=ttft, tps=tps, cut=cut
         )
         return StreamingResponse(
             gen,
@@ -751,3 +880,65 @@ async def _stream_events(
     if n == 0:
         final["role"] = "assistant"
     yield chunk(final, finish, with_usage=True) + b"data: [DONE]\n\n"
+
+
+def _sse_event(name: str, obj: Any) -> bytes:
+    data = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    return b"event: " + name.encode() + b"\ndata: " + data + b"\n\n"
+
+
+async def _anthropic_events(
+    message: dict,
+    tokens: list[str],
+    *,
+    stop_reason: str,
+    ttft: float,
+    tps: float,
+    cut: bool,
+):
+    """Anthropic's SSE: message_start, content_block_start, ping, one content_block_delta per
+    token (first after ttft, then tps a second), content_block_stop, message_delta,
+    message_stop. cut: the connection drops after about half the tokens."""
+    loop = asyncio.get_running_loop()
+    yield _sse_event("message_start", {"type": "message_start", "message": message}) + _sse_event(
+        "content_block_start",
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    ) + _sse_event("ping", {"type": "ping"})
+    await asyncio.sleep(max(0.0, ttft))
+    n = len(tokens)
+    cut_at = max(1, n // 2) if cut else -1
+    t0 = loop.time()
+    i = 0
+    while i < n:
+        due = n if tps <= 0 else min(n, int((loop.time() - t0) * tps) + 1)
+        out: list[bytes] = []
+        while i < due:
+            if i == cut_at:
+                if out:
+                    yield b"".join(out)
+                await asyncio.sleep(0.01)
+                raise StreamCut("stream_cut fault")
+            delta = {"type": "text_delta", "text": tokens[i]}
+            out.append(
+                _sse_event(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": 0, "delta": delta},
+                )
+            )
+            i += 1
+        if out:
+            yield b"".join(out)
+        if i < n:
+            await asyncio.sleep(max(t0 + i / tps - loop.time(), 0.004))
+    yield (
+        _sse_event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        + _sse_event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "usage": {"output_tokens": n},
+            },
+        )
+        + _sse_event("message_stop", {"type": "message_stop"})
+    )
