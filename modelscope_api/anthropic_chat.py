@@ -16,13 +16,10 @@ import httpx
 from .chat import ChatDone, ChatRequest, ChatResult, ContentDelta
 from .config import Settings, normalize_base_url
 from .errors import (
-    APIConnectionError,
     IncompleteStreamError,
     MissingTokenError,
     ModelScopeError,
-    ServerError,
-    error_from_response,
-    parse_error_body,
+    from_sdk_error,
 )
 from .quota import Quota
 
@@ -71,25 +68,7 @@ def from_anthropic_error(exc: BaseException) -> ModelScopeError:
     """Map an exception raised by the anthropic SDK onto our classes."""
     import anthropic
 
-    if isinstance(exc, ModelScopeError):
-        return exc
-    if isinstance(exc, anthropic.APIStatusError):
-        response = exc.response
-        try:
-            body = response.json()
-        except Exception:
-            body = getattr(response, "text", None) or exc.body
-        err = error_from_response(exc.status_code, body, response.headers)
-        err.__cause__ = exc
-        return err
-    if isinstance(exc, anthropic.APITimeoutError):
-        return APIConnectionError("The server took too long to answer (timeout).")
-    if isinstance(exc, anthropic.APIConnectionError):
-        return APIConnectionError(f"Could not reach the server: {exc.__cause__ or exc}")
-    if isinstance(exc, anthropic.APIError):  # e.g. an error event inside the stream
-        message, code, request_id = parse_error_body(getattr(exc, "body", None))
-        return ServerError(message or str(exc), code=code, request_id=request_id)
-    return ModelScopeError(str(exc) or type(exc).__name__)
+    return from_sdk_error(exc, anthropic)
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:

@@ -214,13 +214,12 @@ def error_from_response(
     )
 
 
-def from_openai_error(exc: BaseException) -> ModelScopeError:
-    """Map an exception raised by the openai SDK onto our classes."""
-    import openai  # local: errors.py stays importable for code that does not chat
-
+def from_sdk_error(exc: BaseException, sdk) -> ModelScopeError:
+    """Map an exception of the openai or anthropic SDK (`sdk` is the module; both SDKs are
+    generated with the same exception classes) onto our classes."""
     if isinstance(exc, ModelScopeError):
         return exc
-    if isinstance(exc, openai.APIStatusError):
+    if isinstance(exc, sdk.APIStatusError):
         response = exc.response
         try:
             body = response.json()
@@ -229,15 +228,21 @@ def from_openai_error(exc: BaseException) -> ModelScopeError:
         err = error_from_response(exc.status_code, body, response.headers)
         err.__cause__ = exc
         return err
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, sdk.APITimeoutError):
         return APIConnectionError("The server took too long to answer (timeout).")
-    if isinstance(exc, openai.APIConnectionError):
+    if isinstance(exc, sdk.APIConnectionError):
         return APIConnectionError(f"Could not reach the server: {exc.__cause__ or exc}")
-    if isinstance(exc, openai.APIError):
+    if isinstance(exc, sdk.APIError):
         # e.g. an error event inside the stream, or a chunk the SDK could not read
         message, code, request_id = parse_error_body(getattr(exc, "body", None))
         return ServerError(message or str(exc), code=code, request_id=request_id)
     return ModelScopeError(str(exc) or type(exc).__name__)
+
+
+def from_openai_error(exc: BaseException) -> ModelScopeError:
+    import openai  # local: errors.py stays importable for code that does not chat
+
+    return from_sdk_error(exc, openai)
 
 
 class IncompleteStreamError(APIConnectionError):

@@ -802,6 +802,32 @@ def _abbreviate_urls(value: Any) -> Any:
     return short(value)
 
 
+async def _paced(frame, n: int, *, ttft: float, tps: float, cut: bool):
+    """Yield frame(0) … frame(n-1): the first after ttft, then tps a second. Whatever is due
+    goes out in one write, so a fast rate costs few writes and never blocks the loop.
+    cut: the connection drops (StreamCut) after about half of them, without a proper end."""
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(max(0.0, ttft))
+    cut_at = max(1, n // 2) if cut else -1
+    t0 = loop.time()
+    i = 0
+    while i < n:
+        due = n if tps <= 0 else min(n, int((loop.time() - t0) * tps) + 1)
+        out: list[bytes] = []
+        while i < due:
+            if i == cut_at:
+                if out:
+                    yield b"".join(out)
+                await asyncio.sleep(0.01)
+                raise StreamCut("stream_cut fault")
+            out.append(frame(i))
+            i += 1
+        if out:
+            yield b"".join(out)
+        if i < n:
+            await asyncio.sleep(max(t0 + i / tps - loop.time(), 0.004))
+
+
 def _sse(obj: Any) -> bytes:
     return b"data: " + json.dumps(obj, ensure_ascii=False).encode("utf-8") + b"\n\n"
 
@@ -837,45 +863,29 @@ async def _stream_events(
             obj["usage"] = usage
         return _sse(obj)
 
-    loop = asyncio.get_running_loop()
-    await asyncio.sleep(max(0.0, ttft))
     n = len(events)
-    cut_at = max(1, n // 2) if cut else -1
     bad_at = max(1, n // 2) if malformed else -1
-    t0 = loop.time()
-    i = 0
-    while i < n:
-        due = n if tps <= 0 else min(n, int((loop.time() - t0) * tps) + 1)
-        out: list[bytes] = []
-        while i < due:
-            if i == cut_at:
-                if out:
-                    yield b"".join(out)
-                await asyncio.sleep(0.01)
-                raise StreamCut("stream_cut fault")
-            if i == bad_at:
-                out.append(
-                    b'data: {"id": "' + completion_id.encode() + b'", "object": '
-                    b'"chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "\n\n'
-                )
-            kind, token = events[i]
-            delta: dict[str, Any] = {}
-            if i == 0:
-                delta["role"] = "assistant"
-            if kind == "reasoning_content":
-                delta["content"] = "" if i % 2 == 0 else None
-                delta["reasoning_content"] = token
-            else:
-                delta["content"] = token
-                if thinking:
-                    delta["reasoning_content"] = None if i % 2 else ""
-            out.append(chunk(delta))
-            i += 1
-        if out:
-            yield b"".join(out)
-        if i < n:
-            wait = t0 + i / tps - loop.time()
-            await asyncio.sleep(max(wait, 0.004))
+
+    def frame(i: int) -> bytes:
+        bad = b""
+        if i == bad_at:  # a data: line that is not JSON, then the stream goes on
+            bad = (b'data: {"id": "' + completion_id.encode() + b'", "object": '
+                   b'"chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "\n\n')
+        kind, token = events[i]
+        delta: dict[str, Any] = {}
+        if i == 0:
+            delta["role"] = "assistant"
+        if kind == "reasoning_content":
+            delta["content"] = "" if i % 2 == 0 else None
+            delta["reasoning_content"] = token
+        else:
+            delta["content"] = token
+            if thinking:
+                delta["reasoning_content"] = None if i % 2 else ""
+        return bad + chunk(delta)
+
+    async for batch in _paced(frame, n, ttft=ttft, tps=tps, cut=cut):
+        yield batch
     final: dict[str, Any] = {"content": ""}
     if n == 0:
         final["role"] = "assistant"
@@ -899,37 +909,19 @@ async def _anthropic_events(
     """Anthropic's SSE: message_start, content_block_start, ping, one content_block_delta per
     token (first after ttft, then tps a second), content_block_stop, message_delta,
     message_stop. cut: the connection drops after about half the tokens."""
-    loop = asyncio.get_running_loop()
     yield _sse_event("message_start", {"type": "message_start", "message": message}) + _sse_event(
         "content_block_start",
         {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
     ) + _sse_event("ping", {"type": "ping"})
-    await asyncio.sleep(max(0.0, ttft))
     n = len(tokens)
-    cut_at = max(1, n // 2) if cut else -1
-    t0 = loop.time()
-    i = 0
-    while i < n:
-        due = n if tps <= 0 else min(n, int((loop.time() - t0) * tps) + 1)
-        out: list[bytes] = []
-        while i < due:
-            if i == cut_at:
-                if out:
-                    yield b"".join(out)
-                await asyncio.sleep(0.01)
-                raise StreamCut("stream_cut fault")
-            delta = {"type": "text_delta", "text": tokens[i]}
-            out.append(
-                _sse_event(
-                    "content_block_delta",
-                    {"type": "content_block_delta", "index": 0, "delta": delta},
-                )
-            )
-            i += 1
-        if out:
-            yield b"".join(out)
-        if i < n:
-            await asyncio.sleep(max(t0 + i / tps - loop.time(), 0.004))
+
+    def frame(i: int) -> bytes:
+        delta = {"type": "text_delta", "text": tokens[i]}
+        return _sse_event("content_block_delta",
+                          {"type": "content_block_delta", "index": 0, "delta": delta})
+
+    async for batch in _paced(frame, n, ttft=ttft, tps=tps, cut=cut):
+        yield batch
     yield (
         _sse_event("content_block_stop", {"type": "content_block_stop", "index": 0})
         + _sse_event(
