@@ -81,3 +81,12 @@ def clean_studio(studio):
     studio.reset()
     yield studio
     studio.reset()
+
+
+@pytest.fixture
+def fresh_sim(sim):
+    """For modules with their own `sim` fixture: no faults and an empty log for each test."""
+    sim.clear_faults()
+    sim.clear_log()
+    yield sim
+    sim.clear_faults()

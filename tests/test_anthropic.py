@@ -22,12 +22,7 @@ def sim():
         yield s
 
 
-@pytest.fixture(autouse=True)
-def clean(sim):
-    sim.clear_faults()
-    sim.clear_log()
-    yield
-    sim.clear_faults()
+pytestmark = pytest.mark.usefixtures("fresh_sim")  # conftest: no faults, empty log per test
 
 
 def client(sim, token=TOKEN, **kw):

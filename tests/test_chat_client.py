@@ -30,12 +30,7 @@ def sim():
         yield s
 
 
-@pytest.fixture(autouse=True)
-def clean(sim):
-    sim.clear_faults()
-    sim.clear_log()
-    yield
-    sim.clear_faults()
+pytestmark = pytest.mark.usefixtures("fresh_sim")  # conftest: no faults, empty log per test
 
 
 def ask(text, model=PLAIN, **kw):
