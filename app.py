@@ -17,13 +17,18 @@ import sys
 
 import gradio as gr
 from gradio.i18n import I18nData
+from starlette.middleware import Middleware
 
-from ui import chat_tab, header, images_tab, vision_tab
+from ui import chat_tab, door, header, images_tab, vision_tab
 from ui.context import AppContext
+from ui.door import KIND_CHAT, KIND_IMAGE, QueueDoor
+from ui.edge import StudioEdge
 from ui.i18n import make_i18n
 
 CSS = ".offline-banner { background: #fff4d6; border: 1px solid #f0c36d; border-radius: 8px; padding: 4px 12px; }"
 STRINGS = {"en": {"app.tab_images": "Text-to-Image"}, "zh": {"app.tab_images": "文生图"}}
+# Concurrency groups whose jobs count against a user's fair share (ui/door.py).
+FAIR_KINDS = {"chat": KIND_CHAT, "vision": KIND_CHAT, "check": KIND_CHAT, "images": KIND_IMAGE}
 
 
 def build_app(ctx: AppContext) -> gr.Blocks:
@@ -36,7 +41,10 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 vision_tab.build(ctx, shared)
             with gr.Tab(I18nData("app.tab_images"), id="images"):
                 images_tab.build(ctx, shared)
-    demo.queue(default_concurrency_limit=ctx.concurrency, max_size=ctx.max_queue)
+    # api_open=False: Gradio opens /gradio_api/run/<name> past the queue (and so past every
+    # concurrency limit and fair share) everywhere but on Hugging Face; a Space must not.
+    demo.queue(default_concurrency_limit=ctx.concurrency, max_size=ctx.max_queue, api_open=False)
+    QueueDoor(ctx, FAIR_KINDS).install(demo)
     return demo
 
 
@@ -50,9 +58,11 @@ def thread_budget(demo: gr.Blocks, ctx: AppContext) -> int:
 
 
 def launch_kwargs(demo: gr.Blocks, ctx: AppContext) -> dict:
-    tables = [chat_tab.STRINGS, vision_tab.STRINGS, header.STRINGS, images_tab.STRINGS, STRINGS]
+    tables = [chat_tab.STRINGS, vision_tab.STRINGS, header.STRINGS, images_tab.STRINGS, door.STRINGS,
+              STRINGS]
     return {"i18n": make_i18n(*tables), "max_threads": thread_budget(demo, ctx), "css": CSS,
             "max_file_size": "20mb", "theme": gr.themes.Soft(),
+            "app_kwargs": {"middleware": [Middleware(StudioEdge)]},  # deep links off, bodies bounded
             # Gradio keeps public runs (prompts, images) in the browser; on a shared classroom
             # laptop the next student would see them. Off unless the owner opts in.
             "run_history": os.environ.get("GRADIO_RUN_HISTORY", "").strip().lower() == "true"}

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import httpx
 
 from . import catalog
+from .checks import IMAGE_URL_MAX_CHARS, MAX_IMAGE_BYTES, MODEL_ID_MAX_CHARS, check_number, check_text
 from .config import Settings, chat_base_url
 from .errors import (
     IncompleteStreamError,
@@ -31,12 +32,39 @@ from .quota import Quota
 if TYPE_CHECKING:
     import openai
 
-MAX_IMAGE_BYTES = 10 * 1024 * 1024  # uploads above this are refused before sending
+# Pictures are decoded with this pixel limit (Pillow's own bomb check is a warning below twice
+# its default): a 20000x20000 PNG of a few kilobytes must be refused, not expanded.
+MAX_IMAGE_PIXELS = 50_000_000
+MAX_TOKENS_MAX = 1_000_000
+ROLES = ("system", "user", "assistant")
 IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp",
                  "GIF": "image/gif", "BMP": "image/bmp"}
 
 
 # --------------------------------------------------------------------------- request
+
+
+def check_message(message: Any) -> None:
+    """One chat message: a known role, and content that is text or a list of text and
+    image parts (ValidationError naming the field otherwise)."""
+    if not isinstance(message, Mapping):
+        raise ValidationError("messages", message, "messages with a role and a content", kind="type")
+    if message.get("role") not in ROLES:
+        raise ValidationError("messages.role", message.get("role"), "system, user or assistant", kind="type")
+    content = message.get("content")
+    if isinstance(content, str):
+        check_text("message", content, required=False)
+        return
+    if not isinstance(content, (list, tuple)):
+        raise ValidationError("message", content, "a text", kind="type")
+    for part in content:
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if kind == "text":
+            check_text("message", part.get("text"), required=False)
+        elif kind == "image_url" and isinstance(part.get("image_url"), Mapping):
+            check_text("image_url", part["image_url"].get("url"))
+        else:
+            raise ValidationError("message", part, "text and image_url parts", kind="type")
 
 
 @dataclass
@@ -51,20 +79,26 @@ class ChatRequest:
     thinking_budget: int | None = None
 
     def validate(self) -> None:
-        if not isinstance(self.model, str) or not self.model.strip():
-            raise ValidationError("model", self.model, "a ModelScope model id")
-        if not self.messages:
-            raise ValidationError("messages", self.messages, "at least one message")
-        if self.temperature is not None and not (0 <= self.temperature <= 2):
-            raise ValidationError("temperature", self.temperature, "a number from 0 to 2")
-        if self.top_p is not None and not (0 < self.top_p <= 1):
-            raise ValidationError("top_p", self.top_p, "more than 0 and at most 1")
-        if self.max_tokens is not None and (
-            int(self.max_tokens) != self.max_tokens or self.max_tokens < 1
-        ):
-            raise ValidationError("max_tokens", self.max_tokens, "a whole number of 1 or more")
-        if self.thinking_budget is not None and self.thinking_budget < 1:
-            raise ValidationError("thinking_budget", self.thinking_budget, "1 or more")
+        check_text("model", self.model, max_chars=MODEL_ID_MAX_CHARS, allowed="a ModelScope model id")
+        if not isinstance(self.messages, (list, tuple)) or not self.messages:
+            raise ValidationError("messages", self.messages, "at least one message",
+                                  kind="empty" if not self.messages else "type")
+        for message in self.messages:
+            check_message(message)
+        check_text("system_prompt", self.system_prompt, required=False)
+        if self.temperature is not None:
+            check_number("temperature", self.temperature, 0, 2, allowed="a number from 0 to 2")
+        if self.top_p is not None:
+            check_number("top_p", self.top_p, 0, 1, allowed="more than 0 and at most 1")
+            if self.top_p <= 0:
+                raise ValidationError("top_p", self.top_p, "more than 0 and at most 1", kind="range",
+                                      low=0, high=1)
+        if self.max_tokens is not None:
+            check_number("max_tokens", self.max_tokens, 1, MAX_TOKENS_MAX, whole=True,
+                         allowed="a whole number of 1 or more")
+        if self.thinking_budget is not None:
+            check_number("thinking_budget", self.thinking_budget, 1, MAX_TOKENS_MAX, whole=True,
+                         allowed="1 or more")
 
     def full_messages(self) -> list[dict[str, Any]]:
         msgs = [dict(m) for m in self.messages]
@@ -151,36 +185,63 @@ def is_http_url(text: Any) -> bool:
 
 
 def sniff_image(data: bytes) -> str:
-    """The MIME type of image bytes, by Pillow; ValidationError if they are not an image."""
-    from PIL import Image, UnidentifiedImageError
+    """The MIME type of image bytes, by Pillow; ValidationError if they are not an image or
+    would decode to more than MAX_IMAGE_PIXELS (a decompression bomb)."""
+    import warnings
 
+    from PIL import Image
+
+    allowed = "a PNG, JPEG, WebP, GIF or BMP image"
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            fmt = img.format
-            img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ValidationError("image", "the uploaded file", "a PNG, JPEG, WebP, GIF or BMP image") from exc
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                fmt = img.format
+                width, height = img.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise ValidationError("image", f"{width}x{height} pixels",
+                                          f"at most {MAX_IMAGE_PIXELS // 1_000_000} million pixels",
+                                          kind="too_big", limit=MAX_IMAGE_PIXELS)
+                img.verify()
+    except ValidationError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValidationError("image", "a picture too large to open",
+                              f"at most {MAX_IMAGE_PIXELS // 1_000_000} million pixels",
+                              kind="too_big", limit=MAX_IMAGE_PIXELS) from exc
+    except Exception as exc:  # Pillow raises many types for broken files
+        raise ValidationError("image", "the uploaded file", allowed, kind="not_image") from exc
     if fmt not in IMAGE_FORMATS:
-        raise ValidationError("image", fmt, "a PNG, JPEG, WebP, GIF or BMP image")
+        raise ValidationError("image", fmt, allowed, kind="not_image")
     return IMAGE_FORMATS[fmt]
+
+
+def read_bounded(path: str | Path, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
+    """A file's bytes, refused by size (stat first, then a read of at most max_bytes + 1, so
+    a file that grows meanwhile is still caught) before it is held in memory."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError("image", str(path), "an existing image file", kind="missing")
+    size = path.stat().st_size
+    too_big = f"at most {max_bytes / 1e6:.0f} MB"
+    if size > max_bytes:
+        raise ValidationError("image", f"{size / 1e6:.1f} MB", too_big, kind="too_big", limit=max_bytes)
+    with path.open("rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValidationError("image", f"more than {max_bytes / 1e6:.0f} MB", too_big, kind="too_big",
+                              limit=max_bytes)
+    return data
 
 
 def image_to_data_url(source: bytes | str | Path, max_bytes: int = MAX_IMAGE_BYTES) -> str:
     """Bytes or a local file → "data:image/…;base64,…" (type sniffed, size bounded)."""
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise ValidationError("image", str(source), "an existing image file")
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise ValidationError("image", f"{size / 1e6:.1f} MB", f"at most {max_bytes / 1e6:.0f} MB")
-        data = path.read_bytes()
-    else:
-        data = bytes(source)
+    data = read_bounded(source, max_bytes) if isinstance(source, (str, Path)) else bytes(source)
     if len(data) > max_bytes:
-        raise ValidationError("image", f"{len(data) / 1e6:.1f} MB", f"at most {max_bytes / 1e6:.0f} MB")
+        raise ValidationError("image", f"{len(data) / 1e6:.1f} MB", f"at most {max_bytes / 1e6:.0f} MB",
+                              kind="too_big", limit=max_bytes)
     if not data:
-        raise ValidationError("image", "an empty file", "a PNG, JPEG, WebP, GIF or BMP image")
+        raise ValidationError("image", "an empty file", "a PNG, JPEG, WebP, GIF or BMP image", kind="empty")
     mime = sniff_image(data)
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
@@ -198,6 +259,16 @@ def image_part(image: bytes | str | Path) -> dict[str, Any]:
         if not Path(text).is_file():
             raise ValidationError("image_url", text, "an http(s) URL or an uploaded image")
     return {"type": "image_url", "image_url": {"url": image_to_data_url(image)}}
+
+
+def url_image_part(url: Any) -> dict[str, Any]:
+    """An `image_url` part from an http(s) or data:image URL only, never a local path: for
+    callers (a public page) that must not read files named by a stranger."""
+    text = check_text("image_url", url, max_chars=IMAGE_URL_MAX_CHARS,
+                      allowed="an http(s) URL such as https://…/photo.png").strip()
+    if (text.startswith("data:image/") and ";base64," in text) or is_http_url(text):
+        return {"type": "image_url", "image_url": {"url": text}}
+    raise ValidationError("image_url", text, "an http(s) URL such as https://…/photo.png", kind="not_url")
 
 
 def vision_message(question: str, image: bytes | str | Path) -> dict[str, Any]:
@@ -363,5 +434,5 @@ class ChatClient:
 __all__ = [
     "ChatClient", "ChatDone", "ChatEvent", "ChatRequest", "ChatResult", "ContentDelta",
     "ModelScopeError", "ReasoningDelta", "image_part", "image_to_data_url", "is_http_url",
-    "sniff_image", "vision_message",
+    "read_bounded", "sniff_image", "url_image_part", "vision_message",
 ]

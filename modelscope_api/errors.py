@@ -97,12 +97,25 @@ class ValidationError(InvalidRequestError):
 
     hint = "Fix the field named in the message; nothing was sent."
 
-    def __init__(self, field: str, value: Any, allowed: str, message: str | None = None):
-        shown = value if not isinstance(value, str) or len(value) <= 60 else value[:57] + "..."
-        super().__init__(message or f"{field}: {shown!r} is not allowed; allowed: {allowed}")
+    def __init__(self, field: str, value: Any, allowed: str, message: str | None = None, *,
+                 kind: str = "invalid", **limits: Any):
+        super().__init__(message or f"{field}: {short_repr(value)} is not allowed; allowed: {allowed}")
         self.field = field
         self.value = value
         self.allowed = allowed
+        self.kind = kind  # "type", "empty", "range", "too_long", "bad_characters", "invalid", …
+        self.limits = limits  # e.g. low/high for a range, limit for a length
+
+
+def short_repr(value: Any, max_chars: int = 60) -> str:
+    """repr(value), at most `max_chars` long: a value from a stranger may be huge (10**400)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**max_chars:
+        # str() of a >4300-digit int raises ValueError; the bit length gives the size safely
+        return f"a number of about {int(value.bit_length() * 0.30103) + 1} digits"
+    if isinstance(value, str) and len(value) > max_chars:
+        value = value[: max_chars - 3] + "..."
+    text = repr(value)
+    return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
 
 
 class ServerError(ModelScopeError):

@@ -19,6 +19,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from . import catalog, wire
+from .checks import IMAGE_URL_MAX_CHARS, MODEL_ID_MAX_CHARS, check_number, check_text
 from .config import Settings
 from .errors import (
     APIConnectionError,
@@ -36,6 +37,12 @@ from .quota import Quota
 
 LoraInput = str | Mapping[str, float] | Sequence[tuple[str, float | None]] | None
 
+
+# Bounds beyond the official table (the shared ones are in checks): a LoRA id is a short
+# repo name, a LoRA table a handful of rows, an edit a handful of pictures.
+LORA_ID_MAX_CHARS = 200
+LORA_ROWS_MAX = 50
+IMAGE_URLS_MAX = 6
 
 # --------------------------------------------------------------------------- request
 
@@ -58,16 +65,26 @@ def lora_items(loras: LoraInput) -> list[tuple[str, float | None]]:
     if loras is None:
         return []
     if isinstance(loras, str):
+        check_text("loras", loras, required=False, max_chars=LORA_ID_MAX_CHARS)
         return [(loras.strip(), None)] if loras.strip() else []
-    rows = loras.items() if isinstance(loras, Mapping) else loras
+    if not isinstance(loras, (Mapping, list, tuple)):
+        raise ValidationError("loras", loras, 'a LoRA repo id, or {"owner/name": weight, …}', kind="type")
+    rows = list(loras.items() if isinstance(loras, Mapping) else loras)
+    if len(rows) > LORA_ROWS_MAX:  # a table may carry blank rows, but not thousands
+        raise ValidationError("loras", f"{len(rows)} rows", f"at most {wire.LORAS_MAX} LoRAs",
+                              kind="too_many", limit=wire.LORAS_MAX)
     items: list[tuple[str, float | None]] = []
     for row in rows:
         if isinstance(row, str):
             repo, weight = row, None
-        else:
+        elif isinstance(row, (list, tuple)):
             row = list(row) + [None, None]
             repo, weight = row[0], row[1]
-        repo = "" if repo is None else str(repo).strip()
+        else:
+            raise ValidationError("loras", row, "rows of a LoRA repo id and a weight", kind="type")
+        if repo is not None and not isinstance(repo, str):
+            raise ValidationError("loras", repo, 'a LoRA repo id like "owner/name"', kind="type")
+        repo = check_text("loras", repo or "", required=False, max_chars=LORA_ID_MAX_CHARS).strip()
         if isinstance(weight, str):
             weight = weight.strip() or None
         if not repo:
@@ -75,10 +92,14 @@ def lora_items(loras: LoraInput) -> list[tuple[str, float | None]]:
                 raise ValidationError("loras", weight, "a LoRA repo id for every weight")
             continue
         if weight is not None and not _is_nan(weight):
-            try:
-                weight = float(weight)
-            except (TypeError, ValueError):
-                raise ValidationError(f"loras[{repo}].weight", weight, "a number between 0 and 1") from None
+            if isinstance(weight, str):  # a Dataframe cell; not a number stays text and is refused
+                try:
+                    weight = float(weight)
+                except ValueError:
+                    pass
+            # any sane number here (normalise scales them); the 0-1 rule is validate()'s
+            check_number(f"loras[{repo}].weight", weight, -1e9, 1e9, allowed="a number between 0 and 1")
+            weight = float(weight)
         else:
             weight = None
         items.append((repo, weight))
@@ -108,18 +129,17 @@ def normalize_lora_weights(loras: LoraInput, decimals: int = 4) -> list[tuple[st
 
 
 def _check_range(name: str, value: Any, lo, hi, kind: type) -> None:
-    ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is int:
-        ok_type = ok_type and float(value).is_integer()
-    if not ok_type or _is_nan(value) or not (lo <= value <= hi):
-        what = "a whole number" if kind is int else "a number"
-        raise ValidationError(name, value, f"{what} from {lo} to {hi}")
+    what = "a whole number" if kind is int else "a number"
+    check_number(name, value, lo, hi, whole=kind is int, allowed=f"{what} from {lo} to {hi}")
 
 
 def _check_image_url(url: Any) -> None:
     if not isinstance(url, str) or not url.strip():
-        raise ValidationError("image_url", url, "an http(s) URL or a data:image/… URL")
-    u = url.strip()
+        raise ValidationError("image_url", url, "an http(s) URL or a data:image/… URL", kind="type")
+    if len(url) > IMAGE_URL_MAX_CHARS:
+        raise ValidationError("image_url", f"{len(url)} characters", "a picture of at most 10 MB",
+                              kind="too_long", limit=IMAGE_URL_MAX_CHARS)
+    u = check_text("image_url", url).strip()
     if u.startswith("data:"):
         if not u.startswith("data:image/") or ";base64," not in u:
             raise ValidationError("image_url", u, "a data:image/…;base64,… URL")
@@ -159,20 +179,29 @@ class ImageRequest:
     def image_urls(self) -> list[str]:
         if self.image_url is None:
             return []
-        urls = [self.image_url] if isinstance(self.image_url, str) else list(self.image_url)
-        return [u for u in urls if u is not None and str(u).strip()]
+        if isinstance(self.image_url, str):
+            urls: list[Any] = [self.image_url]
+        elif isinstance(self.image_url, (list, tuple)):
+            urls = list(self.image_url)
+        else:
+            raise ValidationError("image_url", self.image_url, "an http(s) URL or a list of them", kind="type")
+        if len(urls) > IMAGE_URLS_MAX:
+            raise ValidationError("image_url", f"{len(urls)} images", f"at most {IMAGE_URLS_MAX} images",
+                                  kind="too_many", limit=IMAGE_URLS_MAX)
+        return [u for u in urls if u is not None and (not isinstance(u, str) or u.strip())]
 
     def validate(self) -> None:
         """Raise ValidationError for the first rule broken; nothing is sent before this passes."""
-        if not isinstance(self.model, str) or not self.model.strip():
-            raise ValidationError("model", self.model, "a ModelScope model id such as Qwen/Qwen-Image")
-        if not isinstance(self.prompt, str) or not self.prompt.strip():
-            raise ValidationError("prompt", self.prompt, "a non-empty text")
+        check_text("model", self.model, max_chars=MODEL_ID_MAX_CHARS,
+                   allowed="a ModelScope model id such as Qwen/Qwen-Image")
+        check_text("prompt", self.prompt, allowed="a non-empty text")
+        check_text("negative_prompt", self.negative_prompt, required=False)
         for name, text in (("prompt", self.prompt), ("negative_prompt", self.negative_prompt)):
             if text is not None and len(text) >= wire.PROMPT_MAX_CHARS:
                 raise ValidationError(
                     name, f"{len(text)} characters",
                     f"fewer than {wire.PROMPT_MAX_CHARS} characters",
+                    kind="too_long", limit=wire.PROMPT_MAX_CHARS - 1,
                 )
         if self.width is not None or self.height is not None:
             fam = self.family

@@ -100,9 +100,17 @@ def _imports(modules: list[str], third_party: list[str]) -> str:
 
 
 def _docstring(text: str) -> str:
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
-    return f'"""{text}"""\n\n'
+    """A docstring holding any text: every quote and backslash escaped, and every character
+    Python source cannot hold as it is (NUL, other controls, lone surrogates) as an escape."""
+    out = []
+    for ch in text:
+        if ch in '\\"':
+            out.append("\\" + ch)
+        elif ch == "\n" or ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return '"""' + "".join(out) + '"""\n\n'
 
 
 def _one_line(text: str, limit: int = 60) -> str:

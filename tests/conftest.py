@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ui.context import AppContext, ServerTokenGuard
+from ui.context import AppContext, BoundedMap, ServerTokenGuard
 
 
 def free_port() -> int:
@@ -44,6 +44,8 @@ class Studio:
         self.sim.clear_log()
         self.ctx.server_token = None
         self.ctx.guard = ServerTokenGuard()
+        self.ctx.students = BoundedMap()
+        self.ctx.session_tokens = BoundedMap()
 
 
 @pytest.fixture
@@ -51,6 +53,29 @@ def fake_request():
     """fake_request(session="s1", lang="en", token=None) -> a gr.Request stand-in
     (accept-language set; `token` goes into the X-ModelScope-Token header)."""
     return _fake_request
+
+
+def _uploaded(source, name: str | None = None) -> str:
+    """Put a file (a path, or bytes) into Gradio's upload cache, where a real upload lands,
+    and return its path: the only place the studio reads client-named files from."""
+    import secrets
+    from pathlib import Path
+
+    from gradio.utils import get_upload_folder
+
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    name = name or (Path(source).name if not isinstance(source, bytes) else "upload.png")
+    folder = Path(get_upload_folder()) / ("test-" + secrets.token_hex(8))
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    target.write_bytes(data)
+    return str(target)
+
+
+@pytest.fixture
+def uploaded():
+    """uploaded(path_or_bytes, name=None) -> a path inside Gradio's upload cache."""
+    return _uploaded
 
 
 @pytest.fixture(scope="session")

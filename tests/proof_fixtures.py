@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gradio_client.exceptions import AppError
+from gradio_client.exceptions import ValidationError as ClientValidationError
 
 # Notes in a conversation that are not errors: a thinking box, a cut-off marker.
 _NOT_ERRORS = ("thinking", "思考", "cut off", "截断")
@@ -43,11 +44,12 @@ def error_notes(messages: Any) -> list[str]:
 
 def outcome(call: Callable[[], Any]) -> tuple[Any, str | None]:
     """(result, error text) of a chat-like endpoint call. The app may report an error either by
-    failing the event (gradio_client raises AppError) or by answering with an error note in the
-    conversation (the first output); both count, and both give the message shown."""
+    failing the event (gradio_client raises AppError), by refusing the job at the queue's door
+    (a validation answer: gradio_client raises ValidationError) or by answering with an error
+    note in the conversation (the first output); all count, and all give the message shown."""
     try:
         result = call()
-    except AppError as err:
+    except (AppError, ClientValidationError) as err:
         return None, str(err)
     first = result[0] if isinstance(result, (tuple, list)) and result and isinstance(result[0], list) else result
     notes = error_notes(first)

@@ -58,9 +58,10 @@ def test_remember_and_load(fake_request):
     assert stored == "ms-test-keep" and "remembered" in status
     stored, status = set_remember(False, "ms-test-keep", fake_request())
     assert stored is None and "no longer" in status
-    token, remember, status = load_remembered("ms-test-keep", fake_request())
+    token, remember, status, student = load_remembered("ms-test-keep", None, fake_request())
     assert token == "ms-test-keep" and remember is True and "ms-test-keep" not in status
-    assert load_remembered(None, fake_request()) == (SKIP, SKIP, SKIP)
+    assert isinstance(student, str) and len(student) >= 16  # a new browser gets a student id
+    assert load_remembered(None, student, fake_request()) == (SKIP, SKIP, SKIP, SKIP)  # id kept as is
 
 
 @pytest.mark.parametrize(("token", "expected"), [

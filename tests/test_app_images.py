@@ -181,8 +181,8 @@ def test_reuse_restores_image_urls_of_an_edit(tab, sim):
     assert got[12]["visible"] is True
 
 
-def test_uploads_become_data_urls_for_edit_models(tab, sim, tmp_path):
-    outs, toasts = tab.run(model="Qwen/Qwen-Image-Edit-2509", uploads=[str(png(tmp_path / "a.png"))])
+def test_uploads_become_data_urls_for_edit_models(tab, sim, tmp_path, uploaded):
+    outs, toasts = tab.run(model="Qwen/Qwen-Image-Edit-2509", uploads=[uploaded(png(tmp_path / "a.png"))])
     assert not toasts, toasts
     assert submits(sim)[0].json["image_url"].startswith("data:image/png;base64,")
 
@@ -227,17 +227,15 @@ def test_normalise_weights_and_bad_cells(tab):
 # --------------------------------------------------------------------------- validation: nothing sent
 
 
-def _big(tmp_path):
-    path = tmp_path / "huge.png"
+def _big(uploaded):
+    path = Path(uploaded(b"", "huge.png"))
     with open(path, "wb") as f:
         f.truncate(11 * 1024 * 1024)
     return [str(path)]
 
 
-def _text(tmp_path):
-    path = tmp_path / "notes.png"
-    path.write_text("not an image")
-    return [str(path)]
+def _text(uploaded):
+    return [uploaded(b"not an image", "notes.png")]
 
 
 EDIT = "Qwen/Qwen-Image-Edit"
@@ -264,12 +262,12 @@ INVALID = {
 
 
 @pytest.mark.parametrize("case", INVALID, ids=list(INVALID))
-def test_bad_input_is_stopped_before_sending(tab, sim, tmp_path, case):
+def test_bad_input_is_stopped_before_sending(tab, sim, uploaded, case):
     kw, expected = INVALID[case]
     if kw.get("uploads") == "text":
-        kw = {**kw, "uploads": _text(tmp_path)}
+        kw = {**kw, "uploads": _text(uploaded)}
     if kw.get("uploads") == "big":
-        kw = {**kw, "uploads": _big(tmp_path)}
+        kw = {**kw, "uploads": _big(uploaded)}
     outs, toasts = tab.run(**kw)
     assert len(outs) == 1
     status = outs[0][OUT_STATUS]

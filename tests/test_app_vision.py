@@ -166,18 +166,17 @@ def test_bad_input_names_the_field(handler, fake_request, simulator, kwargs, fie
     assert len(simulator.log) == before
 
 
-def test_upload_that_is_not_an_image_is_refused(handler, fake_request, tmp_path):
-    fake = tmp_path / "notes.png"
-    fake.write_text("not really a picture")
-    note = error_text(run(handler, fake_request, image=str(fake))[-1][0])
+def test_upload_that_is_not_an_image_is_refused(handler, fake_request, uploaded):
+    fake = uploaded(b"not really a picture", "notes.png")
+    note = error_text(run(handler, fake_request, image=fake)[-1][0])
     assert "image" in note and "PNG, JPEG" in note
 
 
-def test_upload_too_large_is_refused(handler, fake_request, tmp_path, monkeypatch):
-    import modelscope_api.chat as chat_module
+def test_upload_too_large_is_refused(handler, fake_request, uploaded, monkeypatch):
+    from ui import uploads
 
-    monkeypatch.setattr(chat_module.image_to_data_url, "__defaults__", (1000,))
-    note = error_text(run(handler, fake_request, image=str(ASSETS / "street_sign.jpg"))[-1][0])
+    monkeypatch.setattr(uploads.read_upload, "__defaults__", ("image", 1000))
+    note = error_text(run(handler, fake_request, image=uploaded(ASSETS / "street_sign.jpg"))[-1][0])
     assert "at most" in note
 
 

@@ -92,8 +92,8 @@ def _side_cases():
 CLIENT_SIDE = [
     ("chat-empty-message", chat_call(message=""), ["message", NOTHING_SENT]),
     ("chat-blank-message", chat_call(message="   \n "), ["message", NOTHING_SENT]),
-    ("chat-temperature-5", chat_call(temperature=5.0), ["maximum value 2"]),
-    ("chat-max-tokens-negative", chat_call(max_tokens=-3), ["minimum value 0"]),
+    ("chat-temperature-5", chat_call(temperature=5.0), ["temperature", "from 0 to 2"]),
+    ("chat-max-tokens-negative", chat_call(max_tokens=-3), ["max_tokens", "from 0 to 16384"]),
     ("image-empty-prompt", image_call(prompt=""), ["prompt", "non-empty", NOTHING_SENT]),
     ("image-2000-char-prompt", image_call(prompt="猫" * 2000), ["prompt", "fewer than 2000", NOTHING_SENT]),
     ("image-2000-char-negative", image_call(negative_prompt="x" * 2000),
@@ -193,11 +193,10 @@ def test_non_numeric_size_is_named_by_the_request_builder():
     ("empty.png", b"", ["upload empty.png", "empty file"]),
     ("big.bmp", None, ["upload big.bmp", "at most 10 MB"]),
 ])
-def test_browser_generator_refuses_bad_uploads_without_sending(simulator, tmp_path, files, name, content, words):
+def test_browser_generator_refuses_bad_uploads_without_sending(simulator, tmp_path, files, uploaded, name,
+                                                               content, words):
     simulator.clear_log()
-    path = files / name if content is None else tmp_path / name
-    if content is not None:
-        path.write_bytes(content)
+    path = uploaded(files / name if content is None else content, name)
     h = ImageHandlers(AppContext(base_url=simulator.base_url, outputs_dir=str(tmp_path / "out")),
                       images_tab.STRINGS)
     req = types.SimpleNamespace(headers={"accept-language": "en-US", "x-modelscope-token": TOKEN},

@@ -314,8 +314,13 @@ def test_the_cap_is_one_budget_across_all_tabs(classroom):
     with pytest.raises(AppError, match="2 requests on the shared token"):
         _vision(student)
     assert len(_api_calls(classroom.sim)) == 2
-    # a classmate (another session) still has a full share
-    _chat(_client(classroom))
+    # another program without a browser id is the same "programs" student: no fresh share
+    with pytest.raises(AppError, match="2 requests on the shared token"):
+        _chat(_client(classroom))
+    # a classmate (a browser: the page's load event gave the session a student id) has a full share
+    classmate = _client(classroom)
+    classroom.ctx.identify(classmate.session_hash, None)
+    _chat(classmate)
 
 
 def test_personal_token_is_never_capped(classroom):

@@ -8,11 +8,12 @@ shared with the Vision tab.
 from __future__ import annotations
 
 import functools
+import hashlib
 import html
 import inspect
 import json
 import re
-import tempfile
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,11 +23,12 @@ from typing import Any
 import gradio as gr
 from gradio.context import Context
 from gradio.i18n import I18nData
+from gradio.utils import get_upload_folder
 
 from modelscope_api import catalog
 from modelscope_api.chat import ChatClient, ChatDone, ChatRequest, ContentDelta, ReasoningDelta
+from modelscope_api.checks import MODEL_ID_MAX_CHARS, check_text
 from modelscope_api.errors import (
-    APIConnectionError,
     IncompleteStreamError,
     MissingTokenError,
     ModelScopeError,
@@ -35,8 +37,9 @@ from modelscope_api.errors import (
 from modelscope_api.quota import Quota
 
 from .code import chat_code, code_accordion, code_box
-from .context import SOURCE_SERVER, AppContext, QuotaCapReached, session_id
+from .context import SOURCE_SERVER, AppContext, QuotaCapReached, reached_server, session_id
 from .explain import explain, lang_of
+from .limits import MESSAGE_MAX_CHARS, SYSTEM_PROMPT_MAX_CHARS, check_history
 from .shared import Shared, format_quota
 
 YIELD_INTERVAL = 0.05  # at most ~20 UI updates a second, however fast the tokens come
@@ -116,14 +119,15 @@ def t(key: str, lang: str) -> str:
 # --------------------------------------------------------------------------- messages
 
 
-def content_text(content: Any) -> str:
-    """The text of a Chatbot message's content, whatever shape Gradio gave it."""
-    if content is None:
+def content_text(content: Any, depth: int = 0) -> str:
+    """The text of a Chatbot message's content, whatever shape Gradio gave it (a stranger's
+    history may nest lists a thousand deep: past a few levels there is no text)."""
+    if content is None or depth > 4:
         return ""
     if isinstance(content, str):
         return content
     if isinstance(content, (list, tuple)):
-        return "\n".join(filter(None, (content_text(c) for c in content)))
+        return "\n".join(filter(None, (content_text(c, depth + 1) for c in content)))
     if isinstance(content, dict):
         if content.get("type") == "text" or "text" in content:
             return str(content.get("text") or "")
@@ -253,7 +257,7 @@ def report(err: BaseException, lang: str) -> None:
     gr.Warning(toast(err, lang), duration=None, title=t("chat.error_title", lang))
 
 
-def stream_turn(ctx: AppContext, req: ChatRequest, token: str | None, source: str, session: str,
+def stream_turn(ctx: AppContext, req: ChatRequest, token: str | None, source: str, student: str,
                 interval: float = YIELD_INTERVAL) -> Iterator[Turn]:
     """Stream one answer, yielding the growing Turn at most every `interval` seconds and
     always once at the end. Bad input raises before anything is counted or sent; the
@@ -262,7 +266,7 @@ def stream_turn(ctx: AppContext, req: ChatRequest, token: str | None, source: st
         raise MissingTokenError("No ModelScope token was given.")
     req.create_kwargs(stream=True)  # validation: raises ValidationError naming the field
     if source == SOURCE_SERVER:
-        ctx.guard.take(session)
+        ctx.guard.take(student)
     turn = Turn(source=source)
     received = False
     last = 0.0
@@ -284,9 +288,9 @@ def stream_turn(ctx: AppContext, req: ChatRequest, token: str | None, source: st
             if now - last >= interval:
                 last = now
                 yield turn
-    except APIConnectionError as err:
-        if source == SOURCE_SERVER and not received and not isinstance(err, IncompleteStreamError):
-            ctx.guard.give_back(session)  # never reached the server
+    except BaseException as err:
+        if source == SOURCE_SERVER and not reached_server(err, received):
+            ctx.guard.give_back(student)  # never reached the server: costs nothing
         raise
     if turn.think_started is not None and turn.think_seconds is None:
         turn.think_seconds = time.monotonic() - turn.think_started
@@ -302,11 +306,40 @@ def quota_line(ctx: AppContext, quota: Quota | None, source: str, request, lang:
 # --------------------------------------------------------------------------- export
 
 
+EXPORTS_DIR = "studio-exports"  # inside Gradio's upload cache, so the files are served in place
+EXPORT_FOLDERS_MAX = 1000  # sessions whose last export is kept; older ones are deleted first
+
+
+def export_folder(session: str) -> Path:
+    """This session's export folder in Gradio's cache (named by a digest of the session, so
+    it cannot be guessed from outside), emptied before each export: one export a session."""
+    root = Path(get_upload_folder()) / EXPORTS_DIR
+    folder = root / hashlib.sha256(("export/" + session).encode("utf-8")).hexdigest()[:24]
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    others = sorted(root.iterdir(), key=lambda p: p.stat().st_mtime if p.exists() else 0)
+    for old in others[: max(0, len(others) - EXPORT_FOLDERS_MAX)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def forget_exports(session: str) -> None:
+    """Delete a session's exports (when the session ends)."""
+    root = Path(get_upload_folder()) / EXPORTS_DIR
+    shutil.rmtree(root / hashlib.sha256(("export/" + session).encode("utf-8")).hexdigest()[:24],
+                  ignore_errors=True)
+
+
 def export_files(history: list | None, request: gr.Request | None = None) -> list[str]:
-    """Write the conversation as Markdown and JSON into a fresh private temp dir."""
+    """Write the conversation as Markdown and JSON into this session's export folder."""
     lang = lang_of(request)
+    try:
+        history = check_history(history)
+    except ValidationError as err:
+        gr.Warning(explain(err, lang))
+        return []
     rows = []
-    for msg in history or []:
+    for msg in history:
         role = _get(msg, "role")
         text = content_text(_get(msg, "content"))
         meta = _get(msg, "metadata") or {}
@@ -315,13 +348,13 @@ def export_files(history: list | None, request: gr.Request | None = None) -> lis
             continue
         row = {"role": role, "content": text}
         if title:
-            row["note"] = title
+            row["note"] = str(title)
         rows.append(row)
     if not rows:
         gr.Warning(t("chat.nothing_to_export", lang))
         return []
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    folder = Path(tempfile.mkdtemp(prefix="chat-export-"))
+    folder = export_folder(session_id(request))
     md_lines = [f"# Chat — {stamp}", ""]
     for row in rows:
         if row.get("note"):
@@ -331,10 +364,10 @@ def export_files(history: list | None, request: gr.Request | None = None) -> lis
             who = t("chat.you", lang) if row["role"] == "user" else t("chat.assistant", lang)
             md_lines += [f"**{who}:**", "", row["content"], ""]
     md = folder / f"chat-{stamp}.md"
-    md.write_text("\n".join(md_lines), encoding="utf-8")
+    md.write_text("\n".join(md_lines), encoding="utf-8", errors="backslashreplace")
     js = folder / f"chat-{stamp}.json"
     js.write_text(json.dumps({"exported": stamp, "messages": rows}, ensure_ascii=False, indent=2),
-                  encoding="utf-8")
+                  encoding="utf-8", errors="backslashreplace")
     return [str(md), str(js)]
 
 
@@ -358,12 +391,15 @@ def make_respond(ctx: AppContext):
         lang = lang_of(request)
         token, source = ctx.token_for(token_state, request)
         try:
-            if not isinstance(message, str) or not message.strip():
-                raise ValidationError("message", message, t("chat.no_message", "en"))
-            mode = catalog.thinking_mode(model or "")
+            check_text("message", message, max_chars=MESSAGE_MAX_CHARS, allowed=t("chat.no_message", "en"))
+            history = check_history(history)
+            model = check_text("model", model, max_chars=MODEL_ID_MAX_CHARS, allowed="a ModelScope model id").strip()
+            system_prompt = check_text("system_prompt", system_prompt, required=False,
+                                       max_chars=SYSTEM_PROMPT_MAX_CHARS)
+            mode = catalog.thinking_mode(model)
             req = ChatRequest(
-                model=(model or "").strip(),
-                messages=history_to_messages([*(history or []), {"role": "user", "content": message}]),
+                model=model,
+                messages=history_to_messages([*history, {"role": "user", "content": message}]),
                 system_prompt=system_prompt or None,
                 temperature=temperature,
                 top_p=top_p,
@@ -380,7 +416,7 @@ def make_respond(ctx: AppContext):
         yield [], shown_quota, code
         turn = Turn(source=source)
         try:
-            for turn in stream_turn(ctx, req, token, source, session_id(request)):
+            for turn in stream_turn(ctx, req, token, source, ctx.student_of(request)):
                 yield turn.messages(lang), shown_quota, code
             shown, quota = turn.messages(lang), turn.quota
         except IncompleteStreamError as err:
@@ -419,6 +455,7 @@ def build(ctx: AppContext, shared: Shared) -> None:
                                        info=I18nData("chat.max_tokens_info"))
         with gr.Column(scale=3):
             code = code_box(render=False)
+            before = set(Context.root_block.fns)
             chat = gr.ChatInterface(
                 make_respond(ctx),
                 chatbot=gr.Chatbot(label=I18nData("chat.chatbot"), height=520, editable="user",
@@ -443,9 +480,15 @@ def build(ctx: AppContext, shared: Shared) -> None:
                               visible=False, interactive=False)
             code_accordion(code)
     # The browser's events (undocumented) show errors as notes; the public /chat raises them.
-    for fn in Context.root_block.fns.values():
+    # Every ChatInterface event that calls the model shares one concurrency group, "chat", so
+    # the limit and the fair shares (ui/door.py) see one pool of answers.
+    for fn_id in set(Context.root_block.fns) - before:
+        fn = Context.root_block.fns[fn_id]
+        if shared.token_state in fn.inputs:
+            fn.concurrency_id = "chat"
         if fn.api_name == "chat" and fn.api_visibility == "public":
             fn.fn = raise_errors(fn.fn)
+    ctx.on_session_end.append(forget_exports)
     model.change(thinking_controls, model, [enable_thinking, thinking_note],
                  queue=False, show_progress="hidden", api_visibility="private")
 

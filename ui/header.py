@@ -14,21 +14,21 @@ import os
 import gradio as gr
 from gradio.i18n import I18nData
 
-from modelscope_api import catalog
+from modelscope_api import catalog, config
 from modelscope_api.chat import ChatClient
 from modelscope_api.errors import (
     ACCOUNT_PAGE,
     TOKEN_PAGE,
-    APIConnectionError,
     MissingTokenError,
     ModelScopeError,
 )
 
-from .context import SOURCE_SERVER, AppContext, QuotaCapReached, session_id
+from .context import SOURCE_SERVER, AppContext, QuotaCapReached, reached_server, session_id
 from .explain import explain, lang_of
 from .shared import Shared, format_quota
 
 BROWSER_KEY = "modelscope-studio-token"
+STUDENT_KEY = "modelscope-studio-student"  # a random id: the per-student cap follows the browser
 BROWSER_SECRET_ENV = "STUDIO_BROWSER_SECRET"  # set it so remembered tokens survive restarts
 
 
@@ -116,6 +116,9 @@ def t(key: str, lang: str, **fmt) -> str:
     return value.format(**fmt) if fmt else value
 
 
+TOKEN_MAX_CHARS = 512  # a ModelScope token is ~40 characters
+
+
 def _clean(token) -> str | None:
     return token.strip() if isinstance(token, str) and token.strip() else None
 
@@ -132,7 +135,11 @@ def initial_status_key(ctx: AppContext) -> str:
 def make_handlers(ctx: AppContext):
     def set_token(value: str, remember: bool, request: gr.Request):
         lang = lang_of(request)
-        token = _clean(value)
+        token = _clean(value) if isinstance(value, str) and len(value) <= TOKEN_MAX_CHARS else None
+        if token:
+            ctx.session_tokens[session_id(request)] = config.fingerprint(token)
+        else:
+            ctx.session_tokens.pop(session_id(request))
         if token is None:
             status = t("header.cleared_server" if ctx.server_token else "header.cleared_none", lang)
         else:
@@ -145,26 +152,32 @@ def make_handlers(ctx: AppContext):
             return _clean(token_state), t("header.remembered", lang)
         return None, t("header.forgotten", lang)
 
-    def load_remembered(stored, request: gr.Request):
-        token = _clean(stored)
+    def load_remembered(stored, stored_student, request: gr.Request):
+        student = ctx.identify(session_id(request), stored_student)
+        student_out = gr.skip() if student == stored_student else student
+        token = _clean(stored) if isinstance(stored, str) and len(stored) <= TOKEN_MAX_CHARS else None
         if token is None:
-            return gr.skip(), gr.skip(), gr.skip()
-        return token, True, t("header.loaded", lang_of(request))
+            return gr.skip(), gr.skip(), gr.skip(), student_out
+        ctx.session_tokens[session_id(request)] = config.fingerprint(token)
+        return token, True, t("header.loaded", lang_of(request)), student_out
 
     def check_token(token_state: str | None, request: gr.Request):
         lang = lang_of(request)
         token, source = ctx.token_for(token_state, request)
-        session = session_id(request)
+        student = ctx.student_of(request)
         model = catalog.DEFAULT_CHAT_MODEL
         try:
             if not token:
                 raise MissingTokenError("No ModelScope token was given.")
             if source == SOURCE_SERVER:
-                ctx.guard.take(session)
-            result = ChatClient(token, ctx.base_url).check_token(model)
+                ctx.guard.take(student)
+            try:
+                result = ChatClient(token, ctx.base_url).check_token(model)
+            except BaseException as err:
+                if source == SOURCE_SERVER and not reached_server(err):
+                    ctx.guard.give_back(student)  # never reached the server
+                raise
         except (ModelScopeError, QuotaCapReached) as err:
-            if source == SOURCE_SERVER and type(err) is APIConnectionError:
-                ctx.guard.give_back(session)  # never reached the server
             quota = format_quota(ctx, getattr(err, "quota", None), source, request, lang)
             return t("header.check_fail", lang, reason=explain(err, lang)), quota or gr.skip()
         key = "header.check_ok_server" if source == SOURCE_SERVER else "header.check_ok"
@@ -178,6 +191,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> Shared:
     """Render the header; returns what every tab needs (the token State and the quota line)."""
     token_state = gr.State(None)
     stored = gr.BrowserState(None, storage_key=BROWSER_KEY, secret=browser_state_key())
+    stored_student = gr.BrowserState(None, storage_key=STUDENT_KEY, secret=browser_state_key())
     gr.Markdown(I18nData("header.title_md"))
     if ctx.offline:
         gr.Markdown(I18nData("app.offline_banner"), elem_classes=["offline-banner"])
@@ -193,10 +207,16 @@ def build(ctx: AppContext, demo: gr.Blocks) -> Shared:
         gr.Markdown(I18nData("header.help"))
 
     set_token, set_remember, load_remembered, check_token = make_handlers(ctx)
+
+    def forget(request: gr.Request):  # the page closed: drop what the session left behind
+        ctx.forget_session(session_id(request))
+
     private = {"api_visibility": "private", "show_progress": "hidden"}
     token_box.change(set_token, [token_box, remember], [token_state, stored, status], queue=False, **private)
     remember.input(set_remember, [remember, token_state], [stored, status], queue=False, **private)
-    demo.load(load_remembered, stored, [token_state, remember, status], queue=False, **private)
+    demo.load(load_remembered, [stored, stored_student], [token_state, remember, status, stored_student],
+              queue=False, **private)
+    demo.unload(forget)
     check_btn.click(check_token, token_state, [status, quota_md], concurrency_limit=ctx.concurrency,
-                    api_visibility="private")
+                    concurrency_id="check", api_visibility="private")
     return Shared(token_state=token_state, quota_md=quota_md)

@@ -20,19 +20,19 @@ from gradio.utils import get_upload_folder
 
 from modelscope_api import catalog, storage
 from modelscope_api.errors import (
-    APIConnectionError,
     MissingTokenError,
     ModelScopeError,
     TaskCancelledError,
     ValidationError,
 )
-from modelscope_api.images import ImageClient, ImageRequest, ImageResult, StatusUpdate
+from modelscope_api.images import IMAGE_URLS_MAX, ImageClient, ImageRequest, ImageResult, StatusUpdate
 from modelscope_api.snippets import image_snippet
 
 from . import images_logic as L
-from .context import SOURCE_SERVER, AppContext, QuotaCapReached, session_id
+from .context import SOURCE_SERVER, AppContext, QuotaCapReached, reached_server, session_id
 from .explain import explain, lang_of
 from .shared import format_quota
+from .uploads import data_url, read_upload, upload_path
 
 TIMEOUT_ENV = "STUDIO_IMAGE_TIMEOUT"
 YIELD_EVERY = 0.2  # at most ~5 status updates a second reach the browser
@@ -76,13 +76,18 @@ class ImageHandlers:
 
     # ------------------------------------------------------------------ running one request
 
-    def _token(self, token_state: Any, request, sid: str) -> tuple[str, str]:
+    def _token(self, token_state: Any, request, student: str) -> tuple[str, str]:
         token, source = self.ctx.token_for(token_state, request)
         if not token:
             raise MissingTokenError("No ModelScope token was given.")
         if source == SOURCE_SERVER:
-            self.ctx.guard.take(sid)  # QuotaCapReached when the class cap is reached
+            self.ctx.guard.take(student)  # QuotaCapReached when the class cap is reached
         return token, source
+
+    def _settle(self, err: BaseException, source: str, student: str, started: bool) -> None:
+        """Give the call back to the class cap if it never reached the server."""
+        if source == SOURCE_SERVER and not reached_server(err, started):
+            self.ctx.guard.give_back(student)
 
     def _start(self, req: ImageRequest, token: str, sid: str, cancel: threading.Event,
                updates: queue.Queue) -> threading.Thread:
@@ -134,6 +139,25 @@ class ImageHandlers:
             msg += f" (task {task})" if lang != "zh" else f"（任务 {task}）"
         return msg
 
+    @staticmethod
+    def upload_urls(uploads: Any) -> list[str]:
+        """The edit section's uploads (only files in Gradio's upload cache) as data: URLs."""
+        if uploads is None:
+            return []
+        if not isinstance(uploads, (list, tuple)):
+            uploads = [uploads]
+        if len(uploads) > IMAGE_URLS_MAX:
+            raise ValidationError("image_url", f"{len(uploads)} images", f"at most {IMAGE_URLS_MAX} images",
+                                  kind="too_many", limit=IMAGE_URLS_MAX)
+        urls = []
+        for item in uploads:
+            path = upload_path(item, field="image_url")  # refused alike, wherever it points
+            found = path and read_upload(path, field=f"image_url (upload {path.name[:80]})")
+            if found:
+                upload, data = found
+                urls.append(data_url(upload.mime, data))
+        return urls
+
     def _code(self, req: ImageRequest) -> str:
         try:
             return image_snippet(req, self.ctx.base_url)
@@ -157,15 +181,17 @@ class ImageHandlers:
             settings = L.settings_from_controls(
                 prompt, negative_prompt, model, width, height, use_defaults, steps, guidance, seed,
                 randomize_seed, lora_table, image_urls_text)
-            req = L.request_from_settings(settings, uploads)
+            upload_urls = self.upload_urls(uploads) if catalog.is_edit_model(settings["model"]) else []
+            req = L.request_from_settings(settings, upload_urls)
         except ValidationError as err:
             msg = explain(err, lang)
             gr.Warning(msg)
             yield _outputs(status=self.t("img.status_invalid", lang, msg=msg))
             return
         code = self._code(req)
+        student = self.ctx.student_of(request)
         try:
-            token, source = self._token(token_state, request, sid)
+            token, source = self._token(token_state, request, student)
         except (MissingTokenError, QuotaCapReached) as err:
             msg = explain(err, lang)
             gr.Warning(msg)
@@ -203,8 +229,7 @@ class ImageHandlers:
 
         if item.error is not None:
             err = item.error
-            if isinstance(err, APIConnectionError) and source == SOURCE_SERVER and last is None:
-                self.ctx.guard.give_back(sid)  # nothing reached the server
+            self._settle(err, source, student, started=last is not None)
             quota = getattr(err, "quota", None)
             if isinstance(err, TaskCancelledError):
                 key, msg = "img.status_cancelled", ""
@@ -250,11 +275,11 @@ class ImageHandlers:
         """Make an image. Returns the images (with captions) and a JSON record: task_id,
         request_id, seed, size, saved file names. The token comes from the
         X-ModelScope-Token header (or the server's)."""
-        lang, sid = lang_of(request), session_id(request)
+        lang, sid, student = lang_of(request), session_id(request), self.ctx.student_of(request)
         try:
             req = L.request_from_api(model, prompt, negative_prompt, width, height, seed, steps,
                                      guidance, loras, image_url, randomize_seed)
-            token, source = self._token(token_state, request, sid)
+            token, source = self._token(token_state, request, student)
         except (ModelScopeError, QuotaCapReached) as err:
             raise gr.Error(explain(err, lang), print_exception=False) from None
         cancel, seen = threading.Event(), []
@@ -262,9 +287,10 @@ class ImageHandlers:
         try:
             client = ImageClient(token, self.ctx.base_url, timeout=image_timeout(self.ctx))
             result = client.generate(req, cancel=cancel, on_status=seen.append)
-        except ModelScopeError as err:
-            if isinstance(err, APIConnectionError) and source == SOURCE_SERVER and not seen:
-                self.ctx.guard.give_back(sid)
+        except BaseException as err:
+            self._settle(err, source, student, started=bool(seen))
+            if not isinstance(err, ModelScopeError):
+                raise
             raise gr.Error(self.explain_failure(err, seen[-1] if seen else None, lang), print_exception=False) from None
         finally:
             cancel.set()

@@ -6,12 +6,9 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from modelscope_api import catalog, wire
-from modelscope_api.chat import image_to_data_url
-from modelscope_api.errors import ValidationError
 from modelscope_api.images import ImageRequest, lora_items, normalize_lora_weights
 
 SIDE_STEP = 16  # every size we propose is a multiple of 16
@@ -100,20 +97,6 @@ def parse_urls(text: str | None) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
-def upload_data_urls(uploads: Sequence[Any] | None) -> list[str]:
-    """Uploaded files → data: URLs (type sniffed, size bounded); ValidationError names the file."""
-    urls = []
-    for item in uploads or []:
-        path = getattr(item, "path", None) or getattr(item, "name", None) or item
-        try:
-            urls.append(image_to_data_url(str(path)))
-        except ValidationError as err:
-            raise ValidationError(
-                f"image_url (upload {Path(str(path)).name})", err.value, err.allowed
-            ) from None
-    return urls
-
-
 def new_seed() -> int:
     return random.SystemRandom().randint(wire.SEED_MIN, wire.SEED_MAX)
 
@@ -150,11 +133,12 @@ def settings_from_controls(
     }
 
 
-def request_from_settings(settings: dict[str, Any], uploads: Sequence[Any] | None = None) -> ImageRequest:
-    """An ImageRequest, validated: raises ValidationError naming the field before anything is sent."""
+def request_from_settings(settings: dict[str, Any], upload_urls: Sequence[str] = ()) -> ImageRequest:
+    """An ImageRequest, validated: raises ValidationError naming the field before anything is
+    sent. `upload_urls` are the checked uploads as data: URLs (used by edit models only)."""
     model = settings["model"]
     edit = catalog.is_edit_model(model)
-    images = list(settings.get("image_urls") or []) + (upload_data_urls(uploads) if edit else [])
+    images = list(settings.get("image_urls") or []) + (list(upload_urls) if edit else [])
     req = ImageRequest(
         model=model,
         prompt=settings["prompt"],
@@ -180,8 +164,9 @@ def request_from_api(
         seed = new_seed()
     if isinstance(image_url, str):
         image_url = parse_urls(image_url) or None
-    req = ImageRequest(
-        model=(model or "").strip(), prompt=prompt or "", negative_prompt=negative_prompt or None,
+    req = ImageRequest(  # wrong types pass through untouched: validate() names them
+        model=model.strip() if isinstance(model, str) else model, prompt="" if prompt is None else prompt,
+        negative_prompt=negative_prompt or None,
         width=_number(width), height=_number(height), seed=_number(seed), steps=_number(steps),
         guidance=_number(guidance), loras=loras or None, image_url=image_url or None,
     )

@@ -29,7 +29,7 @@ def format_quota(ctx: AppContext, quota: Quota | None, source: str, request, lan
         total = f"/{quota.model_requests_limit}" if quota.model_requests_limit else ""
         parts.append(("本模型剩余 " if zh else "this model: ") + f"**{quota.model_requests_remaining}{total}**")
     if source == SOURCE_SERVER and ctx.guard.enabled:
-        left = ctx.guard.remaining(session_id(request))
+        left = ctx.guard.remaining(ctx.student_of(request))
         if left["session"] is not None:
             parts.append(("共享令牌上你还可用 " if zh else "your share of the class token: ") + f"**{left['session']}**")
         if left["day"] is not None:

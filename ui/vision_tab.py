@@ -16,14 +16,17 @@ import gradio as gr
 from gradio.i18n import I18nData
 
 from modelscope_api import catalog
-from modelscope_api.chat import ChatRequest, image_part, image_to_data_url
+from modelscope_api.chat import ChatRequest, url_image_part
+from modelscope_api.checks import check_text
 from modelscope_api.errors import IncompleteStreamError, ModelScopeError, ValidationError
 
 from .chat_tab import Turn, error_note, quota_line, raise_errors, report, stream_turn
 from .code import chat_code, code_accordion
 from .context import AppContext, QuotaCapReached, session_id
 from .explain import lang_of
+from .limits import HISTORY_MAX_MESSAGES, MESSAGE_MAX_CHARS
 from .shared import Shared
+from .uploads import data_url, read_upload, refused
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -84,31 +87,51 @@ def t(key: str, lang: str) -> str:
     return STRINGS.get(lang, STRINGS["en"]).get(key) or STRINGS["en"][key]
 
 
-def _upload_path(image: Any) -> str | None:
-    """The local path of an upload, whatever shape it came in (str path, FileData dict)."""
-    if isinstance(image, dict):
-        image = image.get("path")
-    return str(image) if image else None
+def image_key(image_url: Any, image: Any) -> tuple[str | None, dict | None, bytes | None]:
+    """(conversation key, image reference, upload bytes) for the inputs; the upload wins.
 
-
-def image_key(image_url: str | None, upload: str | None) -> tuple[str | None, Any]:
-    """(conversation key, image source) for the inputs; the upload wins over the URL."""
-    if upload:
-        digest = hashlib.sha256(Path(upload).read_bytes()).hexdigest()[:16] if Path(upload).is_file() else upload
-        return f"file:{digest}", upload
+    The reference is what the conversation keeps: the upload's checked path in Gradio's
+    cache or the URL, never the picture itself, so a session holds a few hundred bytes
+    however large the picture. ValidationError for a refused or bad upload, or a URL box
+    holding anything but an http(s)/data:image URL (never a path on the server)."""
+    found = read_upload(image, field="image")
+    if found is not None:
+        upload, data = found
+        return f"file:{upload.digest}", {"upload": str(upload.path), "mime": upload.mime}, data
+    if image_url is not None and not isinstance(image_url, str):
+        raise ValidationError("image_url", image_url, "an http(s) URL such as https://…/photo.png", kind="type")
     url = (image_url or "").strip()
     if url:
-        return f"url:{url}", url
-    return None, None
+        url_image_part(url)  # refuses paths and other schemes before anything is kept
+        return f"url:{hashlib.sha256(url.encode('utf-8')).hexdigest()[:16]}", {"url": url}, None
+    return None, None, None
 
 
-def first_message(question: str, image_url: str | None, upload: str | None) -> dict[str, Any]:
-    """The first user message: the image part, then the question (ValidationError if bad)."""
-    if upload:  # Pillow-checked, size-limited, sent inline
-        part = {"type": "image_url", "image_url": {"url": image_to_data_url(upload)}}
-    else:  # only checked to be an http(s) URL; ModelScope fetches it, we never do
-        part = image_part((image_url or "").strip())
-    return {"role": "user", "content": [part, {"type": "text", "text": question}]}
+def image_part_for(ref: dict, data: bytes | None = None) -> dict[str, Any]:
+    """The image_url part for a kept reference (re-reading a cached upload, bounded)."""
+    if "url" in ref:
+        return url_image_part(ref["url"])
+    if data is None:
+        found = read_upload(ref["upload"], field="image")
+        if found is None:
+            raise refused("image")
+        upload, data = found
+    return {"type": "image_url", "image_url": {"url": data_url(ref.get("mime") or "image/png", data)}}
+
+
+def with_image(messages: list[dict[str, Any]], part: dict[str, Any]) -> list[dict[str, Any]]:
+    """The API messages: the conversation's text with the image put into its first message."""
+    first = messages[0]
+    return [{"role": "user", "content": [part, {"type": "text", "text": first["content"]}]}, *messages[1:]]
+
+
+def _valid_conversation(conv: Any) -> dict | None:
+    """The session's conversation if it has the shape this module writes (a State can only be
+    written by our handler, but be strict anyway)."""
+    if (isinstance(conv, dict) and isinstance(conv.get("key"), str) and isinstance(conv.get("image"), dict)
+            and isinstance(conv.get("messages"), list) and isinstance(conv.get("display"), list)):
+        return conv
+    return None
 
 
 def make_ask(ctx: AppContext):
@@ -119,26 +142,31 @@ def make_ask(ctx: AppContext):
         without an image (or with the same image) are follow-ups about it. Streams the
         conversation as Chatbot messages."""
         lang = lang_of(request)
-        before = conversation if isinstance(conversation, dict) else None
-        upload = _upload_path(image)
+        before = _valid_conversation(conversation)
         try:
-            if not isinstance(question, str) or not question.strip():
-                raise ValidationError("question", question, t("vision.need_question", "en"))
-            question = question.strip()
-            key, source = image_key(image_url, upload)
+            question = check_text("question", question, max_chars=MESSAGE_MAX_CHARS,
+                                  allowed=t("vision.need_question", "en")).strip()
+            key, ref, data = image_key(image_url, image)
             if key is not None and (before is None or before.get("key") != key):
-                api_messages = [first_message(question, image_url, upload)]  # a new conversation
+                text_messages = [{"role": "user", "content": question}]  # a new conversation
+                part = image_part_for(ref, data)
                 display: list[dict[str, Any]] = [
-                    {"role": "user", "content": {"path": upload} if upload else f"![image]({source})"}
+                    {"role": "user", "content": {"path": ref["upload"]} if "upload" in ref else f"![image]({ref['url']})"}
                 ]
             elif before is not None:  # a follow-up: the image is already in the first message
-                key = before["key"]
-                api_messages = [*before["messages"], {"role": "user", "content": question}]
+                key, ref = before["key"], before["image"]
+                if len(before["messages"]) + 2 > HISTORY_MAX_MESSAGES:
+                    raise ValidationError("question", "a very long conversation",
+                                          f"at most {HISTORY_MAX_MESSAGES} messages", kind="too_many",
+                                          limit=HISTORY_MAX_MESSAGES)
+                text_messages = [*before["messages"], {"role": "user", "content": question}]
+                part = image_part_for(ref)
                 display = list(before["display"])
             else:
-                raise ValidationError("image_url", image_url or "", t("vision.need_image", "en"))
+                raise ValidationError("image_url", image_url or "", t("vision.need_image", "en"), kind="empty")
             display.append({"role": "user", "content": question})
-            req = ChatRequest(model=(model or "").strip(), messages=api_messages)
+            req = ChatRequest(model=model.strip() if isinstance(model, str) else model,
+                              messages=with_image(text_messages, part))
             req.validate()
         except ValidationError as err:
             report(err, lang)
@@ -152,7 +180,7 @@ def make_ask(ctx: AppContext):
         yield display, gr.skip(), gr.skip(), shown_quota, code
         turn = Turn(source=kind)
         try:
-            for turn in stream_turn(ctx, req, token, kind, session_id(request)):
+            for turn in stream_turn(ctx, req, token, kind, ctx.student_of(request)):
                 yield display + turn.messages(lang), gr.skip(), gr.skip(), shown_quota, code
             answer, shown, quota = turn.content, display + turn.messages(lang), turn.quota
         except IncompleteStreamError as err:
@@ -166,8 +194,8 @@ def make_ask(ctx: AppContext):
             yield (display + turn.messages(lang) + [error_note(err, lang)], gr.skip(), gr.skip(),
                    quota_line(ctx, getattr(err, "quota", None), kind, request, lang), code)
             return
-        new_conv = {"key": key, "display": shown,
-                    "messages": [*api_messages, {"role": "assistant", "content": answer}]}
+        new_conv = {"key": key, "image": ref, "display": shown,
+                    "messages": [*text_messages, {"role": "assistant", "content": answer}]}
         yield shown, new_conv, "", quota_line(ctx, quota, kind, request, lang), code
 
     return vision
