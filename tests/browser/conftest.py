@@ -7,7 +7,8 @@ chromium through Playwright (sync API).
   MODELSCOPE_BASE_URL pointing at `bsim` and no server token (session; terminated at the end).
 - `browser`: one chromium for the session; `new_page(locale="en-US")` opens a page in a fresh
   context (1280x900) per call, closed after the test.
-- helpers live in pw_helpers.py: `set_token`, `api_requests`, `shot` (PNGs into assets/screenshots/).
+- helpers live in pw_helpers.py: `set_token`, `api_requests`, `shot` (PNGs into test-results/screenshots/, or assets/screenshots/ with
+  STUDIO_UPDATE_SCREENSHOTS=1).
 
 Missing playwright or chromium: skipped locally, a failure when STUDIO_REQUIRE_BROWSER=1 (CI).
 """

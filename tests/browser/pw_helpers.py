@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSETS = ROOT / "assets"
-SCREENSHOTS = ASSETS / "screenshots"
+# Tests leave the tree clean: their screenshots go to test-results/ (git-ignored) unless
+# STUDIO_UPDATE_SCREENSHOTS=1 asks to refresh the README's pictures in assets/screenshots/.
+SCREENSHOTS = (ASSETS / "screenshots" if os.environ.get("STUDIO_UPDATE_SCREENSHOTS") == "1"
+               else ROOT / "test-results" / "screenshots")
 TIMEOUT_MS = 20_000  # default wait for any locator / expect
 SHOT_MAX_BYTES = 400_000
 # An image "on the internet" for the Vision tab: the browser's preview is served from the
@@ -52,7 +56,7 @@ def wait_bot_longer(page, n: int, timeout: float = TIMEOUT_MS) -> int:
 
 
 def shot(page, name: str) -> Path:
-    """A full-page PNG of the page at assets/screenshots/<name>.png (shrunk if over ~400 KB).
+    """A full-page PNG of the page at SCREENSHOTS/<name>.png (shrunk if over ~400 KB).
 
     The viewport is first made as tall as the page, so nothing re-lays out while the picture
     is taken."""
