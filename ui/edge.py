@@ -9,6 +9,11 @@
 
 A plain ASGI middleware (no body buffering, streams untouched), given to Gradio's FastAPI app
 through `launch(app_kwargs={"middleware": [...]})`.
+
+With deep links off, `lean_sessions()` also stops Gradio keeping their raw material: every
+SessionState holds `config_values`, a copy of every component's config (~150 KB of JSON for
+this app, ~1 MB resident) plus the last value of every input (a chat history, a token), read
+by nothing but the deep-link route. 1,000 visitors cost a gigabyte that way.
 """
 
 from __future__ import annotations
@@ -71,3 +76,40 @@ async def _plain(send, status: int, detail: str) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+class _Discard(dict):
+    """A dict that keeps nothing: SessionState's deep-link copy, written to and never read."""
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+    def __contains__(self, key) -> bool:
+        return True
+
+    def __getitem__(self, key):
+        return {"props": {}}  # what _update_value_in_config writes into, then drops
+
+
+def lean_sessions() -> None:
+    """Make each new Gradio SessionState keep no deep-link copy (idempotent)."""
+    import os
+    from copy import copy
+
+    from gradio import state_holder
+
+    cls = state_holder.SessionState
+    if getattr(cls, "_studio_lean", False):
+        return
+
+    def __init__(self, blocks):  # Gradio 6.31's, less the eager config_values
+        self.blocks_config = copy(blocks.default_config)
+        self.config_values = _Discard()
+        self.state_data = {}
+        self._state_ttl = {}
+        self.is_closed = False
+        self.STATE_TTL_WHEN_CLOSED = 1 if os.getenv("GRADIO_IS_E2E_TEST", None) else 3600
+
+    cls._studio_original_init = cls.__init__
+    cls.__init__ = __init__
+    cls._studio_lean = True

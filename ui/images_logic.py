@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from modelscope_api import catalog, wire
-from modelscope_api.images import ImageRequest, lora_items, normalize_lora_weights
+from modelscope_api.errors import ValidationError
+from modelscope_api.images import LORA_ROWS_MAX, ImageRequest, lora_items, normalize_lora_weights
 
 SIDE_STEP = 16  # every size we propose is a multiple of 16
 RATIOS: dict[str, tuple[int, int]] = {"1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4), "16:9": (16, 9), "9:16": (9, 16)}
@@ -63,8 +64,15 @@ def table_rows(table: Any) -> list[list[Any]]:
         table = table.get("data") or []
     if hasattr(table, "values") and hasattr(table, "columns"):  # pandas
         table = table.values.tolist()
+    if not isinstance(table, (list, tuple)):
+        raise ValidationError("loras", table, "a table of LoRA repo ids and weights", kind="type")
+    if len(table) > LORA_ROWS_MAX:  # a raw call may send a million rows; the page shows three
+        raise ValidationError("loras", f"{len(table)} rows", f"at most {wire.LORAS_MAX} LoRAs",
+                              kind="too_many", limit=wire.LORAS_MAX)
     rows = []
     for row in table:
+        if not isinstance(row, (list, tuple)):
+            raise ValidationError("loras", row, "rows of a LoRA repo id and a weight", kind="type")
         row = list(row) + [None, None]
         repo, weight = row[0], row[1]
         if isinstance(weight, float) and math.isnan(weight):

@@ -19,15 +19,15 @@ SHOT_MAX_BYTES = 400_000
 IMAGE_URL = "https://images.example.com/photos/street_sign.jpg"
 
 
-def set_token(page, token: str) -> None:
+def set_token(page, token: str, zh: bool = False) -> None:
     """Type the token into the header's password box like a person, then leave the box."""
     from playwright.sync_api import expect
 
-    box = page.get_by_label("Your ModelScope access token")
+    box = page.get_by_label("你的 ModelScope 访问令牌" if zh else "Your ModelScope access token")
     box.click()
     box.press_sequentially(token, delay=5)
     box.press("Tab")
-    expect(page.get_by_text("Your own token is set")).to_be_visible()
+    expect(page.get_by_text("已为当前标签页设置你自己的令牌" if zh else "Your own token is set")).to_be_visible()
 
 
 def api_requests(sim, path_prefix: str = "/v1/") -> list:
