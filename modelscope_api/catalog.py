@@ -63,8 +63,13 @@ Z_IMAGE_TURBO = ImageFamily("Z-Image-Turbo", 512, 2048, 1024)
 FAMILIES = (SD, FLUX, QWEN_IMAGE, Z_IMAGE_TURBO)
 
 
+def _lower(model) -> str:
+    """A model id for matching; anything not text (a stranger's payload) matches nothing."""
+    return model.lower() if isinstance(model, str) else ""
+
+
 def image_family(model: str) -> ImageFamily:
-    m = (model or "").lower()
+    m = _lower(model)
     if "z-image" in m:
         return Z_IMAGE_TURBO
     if "qwen-image" in m:
@@ -75,8 +80,8 @@ def image_family(model: str) -> ImageFamily:
 
 
 def is_edit_model(model: str) -> bool:
-    m = (model or "").lower()
-    return model in EDIT_MODELS or "edit" in m or "kontext" in m
+    m = _lower(model)
+    return (isinstance(model, str) and model in EDIT_MODELS) or "edit" in m or "kontext" in m
 
 
 # Thinking: Qwen3 hybrid models take the enable_thinking switch; QwQ / R1 / QVQ always reason.
@@ -86,7 +91,7 @@ THINKING_NONE = "none"
 
 
 def thinking_mode(model: str) -> str:
-    m = (model or "").lower()
+    m = _lower(model)
     if any(k in m for k in ("qwq", "qvq", "deepseek-r1", "-thinking")):
         return THINKING_ALWAYS
     if "qwen3" in m and "instruct" not in m and "coder" not in m and "vl" not in m:

@@ -55,27 +55,32 @@ def fake_request():
     return _fake_request
 
 
-def _uploaded(source, name: str | None = None) -> str:
-    """Put a file (a path, or bytes) into Gradio's upload cache, where a real upload lands,
-    and return its path: the only place the studio reads client-named files from."""
+@pytest.fixture
+def uploaded():
+    """uploaded(path_or_bytes, name=None) -> a path inside Gradio's upload cache, where a real
+    upload lands (the only place the studio reads client-named files from); removed after
+    the test."""
     import secrets
+    import shutil
     from pathlib import Path
 
     from gradio.utils import get_upload_folder
 
-    data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    name = name or (Path(source).name if not isinstance(source, bytes) else "upload.png")
-    folder = Path(get_upload_folder()) / ("test-" + secrets.token_hex(8))
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
-    target.write_bytes(data)
-    return str(target)
+    folders: list[Path] = []
 
+    def put(source, name: str | None = None) -> str:
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        name = name or (Path(source).name if not isinstance(source, bytes) else "upload.png")
+        folder = Path(get_upload_folder()) / ("test-" + secrets.token_hex(8))
+        folder.mkdir(parents=True, exist_ok=True)
+        folders.append(folder)
+        target = folder / name
+        target.write_bytes(data)
+        return str(target)
 
-@pytest.fixture
-def uploaded():
-    """uploaded(path_or_bytes, name=None) -> a path inside Gradio's upload cache."""
-    return _uploaded
+    yield put
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -571,3 +571,42 @@ def test_7_vision_handler_refuses_wrong_shapes_without_crashing(fake_request, si
     for image in ([1, 2], 5, {"path": 5}, {"path": "x" * 10_000}, types.SimpleNamespace(path=None)):
         outs = list(ask("", image, "What?", VL, None, TOKEN, fake_request()))
         assert "uploaded" in json.dumps(outs[-1][0], ensure_ascii=False)
+
+
+@pytest.mark.parametrize(("kw", "field"), [
+    (dict(model=5), "model"), (dict(image_urls_text=5, model="Qwen/Qwen-Image-Edit"), "image_url"),
+    (dict(lora_table="x"), "loras"), (dict(lora_table=[["a/b", 1]] * 5000), "loras"),
+    (dict(width=HUGE), "width"), (dict(seed=HUGE, randomize_seed=False), "seed"),
+    (dict(prompt=["a", "cat"]), "prompt"), (dict(uploads=[{"path": "/etc/passwd"}], model="Qwen/Qwen-Image-Edit"),
+                                            "image_url"),
+])
+def test_7_the_browsers_generate_names_hostile_values(simulator, tmp_path, fake_request, kw, field):
+    """The browser's private Generate event, called with what a raw HTTP caller could send."""
+    from ui import images_logic as L
+    from ui import images_tab
+    from ui.images_handlers import OUT_STATUS, ImageHandlers
+
+    simulator.clear_log()
+    h = ImageHandlers(AppContext(base_url=simulator.base_url, outputs_dir=str(tmp_path)), images_tab.STRINGS)
+    args = dict(prompt="a cat", negative_prompt="", model=QWEN_IMAGE, width=512, height=512, use_defaults=True,
+                steps=30, guidance=3.5, seed=1, randomize_seed=False, lora_table=L.loras_table(None),
+                image_urls_text="", uploads=None, token_state=TOKEN, history=[])
+    args.update(kw)
+    outs = list(h.generate(*args.values(), request=fake_request()))
+    status = outs[-1][OUT_STATUS]
+    assert status.startswith("⚠️") and field in status and "Nothing was sent" in status, status
+    assert chat_requests(simulator) == []
+
+
+def test_7_a_call_is_given_back_unless_it_reached_modelscope():
+    from modelscope_api import errors as E
+    from ui.context import reached_server
+
+    not_sent = [E.ValidationError("seed", 1, "x"), E.MissingTokenError("no"), E.APIConnectionError("refused"),
+                TypeError("a bug of ours while building the body"), UnicodeEncodeError("utf-8", "\ud800", 0, 1, "x")]
+    sent = [None, E.AuthenticationError("401", status=401), E.RateLimitError("429", status=429),
+            E.ServerError("500", status=500), E.IncompleteStreamError("cut"), E.TaskFailedError("failed"),
+            GeneratorExit()]
+    assert [reached_server(e) for e in not_sent] == [False] * len(not_sent)
+    assert [reached_server(e) for e in sent] == [True] * len(sent)
+    assert reached_server(E.APIConnectionError("poll failed"), started=True)  # after the submit: counted

@@ -102,6 +102,8 @@ def normalised_table(table: Any) -> list[list[Any]]:
 
 
 def parse_urls(text: str | None) -> list[str]:
+    if text is not None and not isinstance(text, str):
+        raise ValidationError("image_url", text, "image URLs, one per line", kind="type")
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
@@ -123,7 +125,7 @@ def settings_from_controls(
     randomize_seed, lora_table, image_urls_text,
 ) -> dict[str, Any]:
     """The controls as a JSON-safe dict (what "reuse settings" restores)."""
-    model = (model or "").strip()
+    model = model.strip() if isinstance(model, str) else model  # not text: validate() names it
     if randomize_seed:
         seed = new_seed()
     return {

@@ -11,6 +11,7 @@ The size is checked by stat and then by a bounded read, before the bytes are hel
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import os
 from dataclasses import dataclass
@@ -93,3 +94,12 @@ def read_upload(value: Any, field: str = "image", max_bytes: int = MAX_IMAGE_BYT
     except OSError:
         raise refused(field) from None
     return Upload(path, hashlib.sha256(data).hexdigest()[:16], mime, len(data)), data
+
+
+def collect_after_inline_picture() -> None:
+    """Free a sent picture now. The HTTP stack (httpx/httpcore) keeps each finished request,
+    a 13 MB data: URL body included, in reference cycles that only Python's cycle collector
+    frees, at a time of its choosing: a studio's RSS swung by hundreds of MB over 1,000
+    Vision sessions. A collection after each inline picture frees it at once (about 1 ms once
+    app.py has frozen the start-up objects)."""
+    gc.collect()

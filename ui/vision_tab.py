@@ -26,7 +26,7 @@ from .context import AppContext, QuotaCapReached, session_id
 from .explain import lang_of
 from .limits import HISTORY_MAX_MESSAGES, MESSAGE_MAX_CHARS
 from .shared import Shared
-from .uploads import data_url, read_upload, refused
+from .uploads import collect_after_inline_picture, data_url, read_upload, refused
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -172,33 +172,48 @@ def make_ask(ctx: AppContext):
             report(err, lang)
             yield [*(before["display"] if before else []), error_note(err, lang)], *[gr.skip()] * 4
             return
-        token, kind = ctx.token_for(token_state, request)
-        code = chat_code(req, ctx.base_url)
-        # Unchanged values re-sent while streaming are cheaper than gr.skip() (see AppContext);
-        # the question box keeps skip so a follow-up typed meanwhile is not overwritten.
-        shown_quota = ctx.quota_line(session_id(request))
-        yield display, gr.skip(), gr.skip(), shown_quota, code
-        turn = Turn(source=kind)
-        try:
-            for turn in stream_turn(ctx, req, token, kind, ctx.student_of(request)):
-                yield display + turn.messages(lang), gr.skip(), gr.skip(), shown_quota, code
-            answer, shown, quota = turn.content, display + turn.messages(lang), turn.quota
-        except IncompleteStreamError as err:
-            cut = Turn(source=kind, reasoning_parts=[p for p in [err.partial_reasoning] if p],
-                       content_parts=[err.partial_content])
-            answer, shown, quota = err.partial_content, display + cut.messages(lang, cut=True), err.quota
-            report(err, lang)
-        except (ModelScopeError, QuotaCapReached) as err:
-            # The conversation stays as it was; the question stays in its box for another try.
-            report(err, lang)
-            yield (display + turn.messages(lang) + [error_note(err, lang)], gr.skip(), gr.skip(),
-                   quota_line(ctx, getattr(err, "quota", None), kind, request, lang), code)
-            return
-        new_conv = {"key": key, "image": ref, "display": shown,
-                    "messages": [*text_messages, {"role": "assistant", "content": answer}]}
-        yield shown, new_conv, "", quota_line(ctx, quota, kind, request, lang), code
+        events = _send(ctx, req, display, key, ref, text_messages, token_state, request, lang)
+        # an uploaded picture went inline: free its copies as soon as this answer ends
+        yield from (_then_collect(events) if "upload" in ref else events)
 
     return vision
+
+
+def _then_collect(events):
+    try:
+        yield from events
+    finally:
+        collect_after_inline_picture()
+
+
+def _send(ctx: AppContext, req: ChatRequest, display: list, key: str, ref: dict, text_messages: list,
+          token_state: str | None, request, lang: str):
+    """Stream the answer into the conversation; the last yield carries the new conversation."""
+    token, kind = ctx.token_for(token_state, request)
+    code = chat_code(req, ctx.base_url)
+    # Unchanged values re-sent while streaming are cheaper than gr.skip() (see AppContext);
+    # the question box keeps skip so a follow-up typed meanwhile is not overwritten.
+    shown_quota = ctx.quota_line(session_id(request))
+    yield display, gr.skip(), gr.skip(), shown_quota, code
+    turn = Turn(source=kind)
+    try:
+        for turn in stream_turn(ctx, req, token, kind, ctx.student_of(request)):
+            yield display + turn.messages(lang), gr.skip(), gr.skip(), shown_quota, code
+        answer, shown, quota = turn.content, display + turn.messages(lang), turn.quota
+    except IncompleteStreamError as err:
+        cut = Turn(source=kind, reasoning_parts=[p for p in [err.partial_reasoning] if p],
+                   content_parts=[err.partial_content])
+        answer, shown, quota = err.partial_content, display + cut.messages(lang, cut=True), err.quota
+        report(err, lang)
+    except (ModelScopeError, QuotaCapReached) as err:
+        # The conversation stays as it was; the question stays in its box for another try.
+        report(err, lang)
+        yield (display + turn.messages(lang) + [error_note(err, lang)], gr.skip(), gr.skip(),
+               quota_line(ctx, getattr(err, "quota", None), kind, request, lang), code)
+        return
+    new_conv = {"key": key, "image": ref, "display": shown,
+                "messages": [*text_messages, {"role": "assistant", "content": answer}]}
+    yield shown, new_conv, "", quota_line(ctx, quota, kind, request, lang), code
 
 
 def build(ctx: AppContext, shared: Shared) -> None:

@@ -55,6 +55,24 @@ def wait_bot_longer(page, n: int, timeout: float = TIMEOUT_MS) -> int:
     return int(handle.json_value())
 
 
+def wait_bot_quiet(page, quiet_ms: int = 500, timeout: float = 10_000) -> str:
+    """The last visible answer's text once it has not changed for `quiet_ms` (updates already
+    on their way when a stream was stopped land first, however busy the machine is). A
+    stream that keeps going never goes quiet: this then times out."""
+    import time
+
+    deadline = time.monotonic() + timeout / 1000
+    text, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        now_text = (visible_bot_texts(page) or [""])[-1]
+        if now_text != text:
+            text, since = now_text, time.monotonic()
+        elif (time.monotonic() - since) * 1000 >= quiet_ms:
+            return text
+        page.wait_for_timeout(50)
+    raise AssertionError(f"the answer kept changing for {timeout / 1000:.0f} s")
+
+
 def shot(page, name: str) -> Path:
     """A full-page PNG of the page at SCREENSHOTS/<name>.png (shrunk if over ~400 KB).
 

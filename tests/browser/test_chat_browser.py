@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pw_helpers import api_requests, set_token, shot, visible_bot_texts, wait_bot_longer
+from pw_helpers import api_requests, set_token, shot, visible_bot_texts, wait_bot_longer, wait_bot_quiet
 
 from modelscope_api.config import fingerprint
 from modelscope_api.simulator import chat as simchat
@@ -46,17 +46,18 @@ def test_chat_streams_stops_and_retries(new_page, bsim):
     # The answer streams in: its text grows several times while the stop button shows.
     n1 = wait_bot_longer(page, 0)
     n2 = wait_bot_longer(page, n1)
-    n3 = wait_bot_longer(page, n2)
+    echo = f'You asked: "{question}"'
+    n3 = wait_bot_longer(page, max(n2, len(echo)))  # stop once the echo of the question is in
     assert n1 < n2 < n3 < len(full)
     expect(page.locator(STOP)).to_be_visible()
 
     page.locator(STOP).click()
     expect(page.locator(STOP)).to_be_hidden()
-    partial = norm(visible_bot_texts(page)[-1])
+    partial = norm(wait_bot_quiet(page))
     page.wait_for_timeout(800)  # long enough for ~30 more tokens, had it not stopped
     assert norm(visible_bot_texts(page)[-1]) == partial, "the answer kept growing after Stop"
     assert partial and len(partial) < len(full) and full.startswith(partial), (partial, full)
-    assert partial.startswith(f'You asked: "{question}"')
+    assert partial.startswith(echo)
 
     page.get_by_role("button", name="Retry").last.click()
     expect(page.locator(STOP)).to_be_visible()
