@@ -45,10 +45,12 @@ DAY = 100  # the class's daily cap in these tests
 
 
 def raw_call(studio, api_name: str, data: list, headers: dict | None = None, session: str = "raw") -> dict:
-    """POST /gradio_api/call/<api>, then read its event stream: {"event": …, "data": …}."""
+    """POST /gradio_api/call/<api>, then read its event stream: {"event": …, "data": …}.
+    The body is plain JSON text, so NaN and infinities go out as a stranger could send them."""
     base = studio.url.rstrip("/")
-    r = requests.post(f"{base}/gradio_api/call/{api_name}", json={"data": data, "session_hash": session},
-                      headers=headers or {}, timeout=30)
+    body = json.dumps({"data": data, "session_hash": session}, allow_nan=True)
+    r = requests.post(f"{base}/gradio_api/call/{api_name}", data=body, timeout=30,
+                      headers={"content-type": "application/json", **(headers or {})})
     if r.status_code != 200:
         return {"event": "refused", "status": r.status_code, "data": r.json().get("detail")}
     event_id = r.json()["event_id"]
@@ -495,20 +497,7 @@ def test_7_malformed_image_values_are_named_and_cost_nothing(cls, case):
     args = dict(model=QWEN_IMAGE, prompt="a cat", negative_prompt=None, width=None, height=None, seed=None,
                 steps=None, guidance=None, loras=None, image_url=None, randomize_seed=False)
     args.update(kw)
-    payload = json.dumps({"data": list(args.values()), "session_hash": "bad"}, allow_nan=True)
-    base = cls.url.rstrip("/")
-    r = requests.post(f"{base}/gradio_api/call/generate_image", data=payload,
-                      headers={"content-type": "application/json"}, timeout=10)
-    assert r.status_code == 200, r.text
-    out = {"event": None}
-    with requests.get(f"{base}/gradio_api/call/generate_image/{r.json()['event_id']}", stream=True, timeout=30) as s:
-        for line in s.iter_lines(decode_unicode=True):
-            if line.startswith("event: "):
-                out["event"] = line[7:]
-            elif line.startswith("data: ") and out["event"] in ("complete", "error"):
-                out["data"] = json.loads(line[6:])
-                break
-    message = refused_message(out)
+    message = refused_message(raw_call(cls, "generate_image", list(args.values()), session="bad"))
     assert field in message and "Nothing was sent" in message, message
     assert chat_requests(cls.sim) == [] and nothing_charged(cls)
 
