@@ -246,14 +246,20 @@ def image_to_data_url(source: bytes | str | Path, max_bytes: int = MAX_IMAGE_BYT
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
+def _url_part(text: str) -> dict[str, Any] | None:
+    """The `image_url` part for an http(s) or data:image URL, None for anything else."""
+    if (text.startswith("data:image/") and ";base64," in text) or is_http_url(text):
+        return {"type": "image_url", "image_url": {"url": text}}
+    return None
+
+
 def image_part(image: bytes | str | Path) -> dict[str, Any]:
     """An `image_url` content part from an http(s) URL, a data: URL, a file path or bytes."""
     if isinstance(image, str):
         text = image.strip()
-        if text.startswith("data:image/") and ";base64," in text:
-            return {"type": "image_url", "image_url": {"url": text}}
-        if is_http_url(text):
-            return {"type": "image_url", "image_url": {"url": text}}
+        part = _url_part(text)
+        if part is not None:
+            return part
         if "://" in text or text.startswith(("data:", "www.")):
             raise ValidationError("image_url", text, "an http(s) URL such as https://…/photo.png")
         if not Path(text).is_file():
@@ -266,8 +272,9 @@ def url_image_part(url: Any) -> dict[str, Any]:
     callers (a public page) that must not read files named by a stranger."""
     text = check_text("image_url", url, max_chars=IMAGE_URL_MAX_CHARS,
                       allowed="an http(s) URL such as https://…/photo.png").strip()
-    if (text.startswith("data:image/") and ";base64," in text) or is_http_url(text):
-        return {"type": "image_url", "image_url": {"url": text}}
+    part = _url_part(text)
+    if part is not None:
+        return part
     raise ValidationError("image_url", text, "an http(s) URL such as https://…/photo.png", kind="not_url")
 
 

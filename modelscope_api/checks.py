@@ -24,23 +24,6 @@ IMAGE_URL_MAX_CHARS = (MAX_IMAGE_BYTES * 4) // 3 + 1024
 _NUL = "\x00"
 
 
-def kind_of(value: Any) -> str:
-    """A short word for what a value is, for messages ("a number", "a list", …)."""
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return "a " + type(value).__name__
-
-
 def check_text(field: str, value: Any, *, required: bool = True, max_chars: int | None = None,
                allowed: str = "a text") -> str:
     """`value` as sendable text (not stripped). Raises ValidationError when it is not text,

@@ -37,7 +37,7 @@ from modelscope_api.errors import (
 from modelscope_api.quota import Quota
 
 from .code import chat_code, code_accordion, code_box
-from .context import SOURCE_SERVER, AppContext, QuotaCapReached, reached_server, session_id
+from .context import SOURCE_SERVER, AppContext, QuotaCapReached, session_id
 from .explain import explain, lang_of
 from .limits import MESSAGE_MAX_CHARS, SYSTEM_PROMPT_MAX_CHARS, check_history
 from .shared import Shared, format_quota
@@ -289,8 +289,7 @@ def stream_turn(ctx: AppContext, req: ChatRequest, token: str | None, source: st
                 last = now
                 yield turn
     except BaseException as err:
-        if source == SOURCE_SERVER and not reached_server(err, received):
-            ctx.guard.give_back(student)  # never reached the server: costs nothing
+        ctx.settle(err, source, student, started=received)  # never reached the server: costs nothing
         raise
     if turn.think_started is not None and turn.think_seconds is None:
         turn.think_seconds = time.monotonic() - turn.think_started
@@ -310,11 +309,17 @@ EXPORTS_DIR = "studio-exports"  # inside Gradio's upload cache, so the files are
 EXPORT_FOLDERS_MAX = 1000  # sessions whose last export is kept; older ones are deleted first
 
 
+def _export_dir(session: str) -> Path:
+    """A session's export folder in Gradio's cache, named by a digest of the session (so it
+    cannot be guessed from outside)."""
+    digest = hashlib.sha256(("export/" + session).encode("utf-8")).hexdigest()[:24]
+    return Path(get_upload_folder()) / EXPORTS_DIR / digest
+
+
 def export_folder(session: str) -> Path:
-    """This session's export folder in Gradio's cache (named by a digest of the session, so
-    it cannot be guessed from outside), emptied before each export: one export a session."""
-    root = Path(get_upload_folder()) / EXPORTS_DIR
-    folder = root / hashlib.sha256(("export/" + session).encode("utf-8")).hexdigest()[:24]
+    """This session's export folder, emptied before each export: one export a session."""
+    folder = _export_dir(session)
+    root = folder.parent
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     others = sorted(root.iterdir(), key=lambda p: p.stat().st_mtime if p.exists() else 0)
@@ -325,9 +330,7 @@ def export_folder(session: str) -> Path:
 
 def forget_exports(session: str) -> None:
     """Delete a session's exports (when the session ends)."""
-    root = Path(get_upload_folder()) / EXPORTS_DIR
-    shutil.rmtree(root / hashlib.sha256(("export/" + session).encode("utf-8")).hexdigest()[:24],
-                  ignore_errors=True)
+    shutil.rmtree(_export_dir(session), ignore_errors=True)
 
 
 def export_files(history: list | None, request: gr.Request | None = None) -> list[str]:

@@ -228,6 +228,12 @@ class AppContext:
         one shared PROGRAMS student for callers that never loaded the page."""
         return self.students.get(session_id(request)) or PROGRAMS
 
+    def settle(self, err: BaseException, source: str, student: str, started: bool = False) -> None:
+        """After a call on the shared token failed with `err`: give it back to the class cap
+        if it never reached the server (see reached_server)."""
+        if source == SOURCE_SERVER and not reached_server(err, started):
+            self.guard.give_back(student)
+
     def forget_session(self, session: str) -> None:
         """A page session ended: drop what was remembered for it."""
         self.students.pop(session)
@@ -243,20 +249,23 @@ class AppContext:
 
     def token_for(self, session_token: str | None, request) -> tuple[str | None, str]:
         """(token, source) for one call; `request` is the handler's gr.Request (or None)."""
-        header = None
-        if request is not None:
-            headers = getattr(request, "headers", None) or {}
-            try:
-                header = headers.get(TOKEN_HEADER) or headers.get("X-ModelScope-Token")
-            except AttributeError:
-                header = None
-        if header and header.strip():
-            return header.strip(), SOURCE_HEADER
+        header = header_token(getattr(request, "headers", None))
+        if header:
+            return header, SOURCE_HEADER
         if session_token and str(session_token).strip():
             return str(session_token).strip(), SOURCE_SESSION
         if self.server_token:
             return self.server_token, SOURCE_SERVER
         return None, SOURCE_NONE
+
+
+def header_token(headers) -> str | None:
+    """The X-ModelScope-Token header's token (stripped), or None; any headers object."""
+    try:
+        value = (headers or {}).get(TOKEN_HEADER) or (headers or {}).get("X-ModelScope-Token")
+    except AttributeError:
+        return None
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def session_id(request) -> str:

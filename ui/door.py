@@ -1,7 +1,8 @@
 """The queue's door: what every job meets before Gradio's queue takes it.
 
-1. Inputs hold what their components take. File fields hold records of uploaded files. Gradio checks a file input's shape with
-   pydantic, and a path outside its cache, before any handler runs, answering a bare
+1. Inputs hold what their components take. File fields hold records of uploaded files:
+   Gradio checks a file input's shape with pydantic, and a path outside its cache, before
+   any handler runs, answering a bare
    "Error"; a record without Gradio's `meta` it does not check at all. The door refuses
    both alike, naming the field in the same words as any refused file (ui/uploads.py).
    Slider values are numbers in the slider's range (Gradio's own refusal is English and
@@ -35,7 +36,7 @@ from modelscope_api import config
 from modelscope_api.checks import check_number
 from modelscope_api.errors import ValidationError
 
-from .context import PROGRAMS, TOKEN_HEADER, AppContext
+from .context import PROGRAMS, AppContext, header_token
 from .explain import explain, lang_of
 from .i18n import text
 from .uploads import refused, upload_path
@@ -58,12 +59,19 @@ STRINGS = {
 }
 
 
+_PARAMETER_NAMES: dict[int, list[str]] = {}  # by event id: every join asks, the answer never changes
+
+
 def parameter_names(fn) -> list[str]:
     """The handler's parameter names, one per input (plain text, for a validation answer)."""
-    try:
-        return [str(n) for n in inspect.signature(fn.fn).parameters]
-    except (TypeError, ValueError):
-        return []
+    names = _PARAMETER_NAMES.get(id(fn))
+    if names is None:
+        try:
+            names = [str(n) for n in inspect.signature(fn.fn).parameters]
+        except (TypeError, ValueError):
+            names = []
+        _PARAMETER_NAMES[id(fn)] = names
+    return names
 
 
 def is_file_record(value: Any) -> bool:
@@ -122,13 +130,8 @@ class QueueDoor:
         ids: set[tuple[str, str]] = set()
         if session_hash:
             ids.add(("session", session_hash))
-        header = None
-        try:
-            header = (headers or {}).get(TOKEN_HEADER)
-        except AttributeError:
-            pass
-        token_fp = (config.fingerprint(header.strip()) if isinstance(header, str) and header.strip()
-                    else self.ctx.session_tokens.get(session_hash))
+        header = header_token(headers)
+        token_fp = config.fingerprint(header) if header else self.ctx.session_tokens.get(session_hash)
         if token_fp:
             ids.add(("token", token_fp))
         elif self.ctx.server_token:  # on the shared token: the student counts too

@@ -23,7 +23,7 @@ from modelscope_api.errors import (
     ModelScopeError,
 )
 
-from .context import SOURCE_SERVER, AppContext, QuotaCapReached, reached_server, session_id
+from .context import SOURCE_SERVER, AppContext, QuotaCapReached, session_id
 from .explain import explain, lang_of
 from .shared import Shared, format_quota
 
@@ -120,7 +120,10 @@ TOKEN_MAX_CHARS = 512  # a ModelScope token is ~40 characters
 
 
 def _clean(token) -> str | None:
-    return token.strip() if isinstance(token, str) and token.strip() else None
+    """A pasted or remembered token, stripped; None for blank, not text, or absurdly long."""
+    if not isinstance(token, str) or len(token) > TOKEN_MAX_CHARS:
+        return None
+    return token.strip() or None
 
 
 def initial_status_key(ctx: AppContext) -> str:
@@ -135,7 +138,7 @@ def initial_status_key(ctx: AppContext) -> str:
 def make_handlers(ctx: AppContext):
     def set_token(value: str, remember: bool, request: gr.Request):
         lang = lang_of(request)
-        token = _clean(value) if isinstance(value, str) and len(value) <= TOKEN_MAX_CHARS else None
+        token = _clean(value)
         if token:
             ctx.session_tokens[session_id(request)] = config.fingerprint(token)
         else:
@@ -155,7 +158,7 @@ def make_handlers(ctx: AppContext):
     def load_remembered(stored, stored_student, request: gr.Request):
         student = ctx.identify(session_id(request), stored_student)
         student_out = gr.skip() if student == stored_student else student
-        token = _clean(stored) if isinstance(stored, str) and len(stored) <= TOKEN_MAX_CHARS else None
+        token = _clean(stored)
         if token is None:
             return gr.skip(), gr.skip(), gr.skip(), student_out
         ctx.session_tokens[session_id(request)] = config.fingerprint(token)
@@ -174,8 +177,7 @@ def make_handlers(ctx: AppContext):
             try:
                 result = ChatClient(token, ctx.base_url).check_token(model)
             except BaseException as err:
-                if source == SOURCE_SERVER and not reached_server(err):
-                    ctx.guard.give_back(student)  # never reached the server
+                ctx.settle(err, source, student)  # never reached the server: given back
                 raise
         except (ModelScopeError, QuotaCapReached) as err:
             quota = format_quota(ctx, getattr(err, "quota", None), source, request, lang)

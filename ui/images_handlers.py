@@ -29,7 +29,7 @@ from modelscope_api.images import IMAGE_URLS_MAX, ImageClient, ImageRequest, Ima
 from modelscope_api.snippets import image_snippet
 
 from . import images_logic as L
-from .context import SOURCE_SERVER, AppContext, QuotaCapReached, reached_server, session_id
+from .context import SOURCE_SERVER, AppContext, QuotaCapReached, session_id
 from .explain import explain, lang_of
 from .shared import format_quota
 from .uploads import data_url, read_upload, upload_path
@@ -83,11 +83,6 @@ class ImageHandlers:
         if source == SOURCE_SERVER:
             self.ctx.guard.take(student)  # QuotaCapReached when the class cap is reached
         return token, source
-
-    def _settle(self, err: BaseException, source: str, student: str, started: bool) -> None:
-        """Give the call back to the class cap if it never reached the server."""
-        if source == SOURCE_SERVER and not reached_server(err, started):
-            self.ctx.guard.give_back(student)
 
     def _start(self, req: ImageRequest, token: str, sid: str, cancel: threading.Event,
                updates: queue.Queue) -> threading.Thread:
@@ -229,7 +224,7 @@ class ImageHandlers:
 
         if item.error is not None:
             err = item.error
-            self._settle(err, source, student, started=last is not None)
+            self.ctx.settle(err, source, student, started=last is not None)
             quota = getattr(err, "quota", None)
             if isinstance(err, TaskCancelledError):
                 key, msg = "img.status_cancelled", ""
@@ -288,7 +283,7 @@ class ImageHandlers:
             client = ImageClient(token, self.ctx.base_url, timeout=image_timeout(self.ctx))
             result = client.generate(req, cancel=cancel, on_status=seen.append)
         except BaseException as err:
-            self._settle(err, source, student, started=bool(seen))
+            self.ctx.settle(err, source, student, started=bool(seen))
             if not isinstance(err, ModelScopeError):
                 raise
             raise gr.Error(self.explain_failure(err, seen[-1] if seen else None, lang), print_exception=False) from None

@@ -69,7 +69,6 @@ class Upload:
     path: Path
     digest: str
     mime: str
-    size: int
 
 
 def data_url(mime: str, data: bytes) -> str:
@@ -93,7 +92,7 @@ def read_upload(value: Any, field: str = "image", max_bytes: int = MAX_IMAGE_BYT
         raise ValidationError(field, err.value, err.allowed, kind=err.kind, **err.limits) from None
     except OSError:
         raise refused(field) from None
-    return Upload(path, hashlib.sha256(data).hexdigest()[:16], mime, len(data)), data
+    return Upload(path, hashlib.sha256(data).hexdigest()[:16], mime), data
 
 
 def collect_after_inline_picture() -> None:

@@ -87,8 +87,8 @@ def t(key: str, lang: str) -> str:
     return STRINGS.get(lang, STRINGS["en"]).get(key) or STRINGS["en"][key]
 
 
-def image_key(image_url: Any, image: Any) -> tuple[str | None, dict | None, bytes | None]:
-    """(conversation key, image reference, upload bytes) for the inputs; the upload wins.
+def image_key(image_url: Any, image: Any) -> tuple[str | None, dict | None, dict | None]:
+    """(conversation key, image reference, image_url part) for the inputs; the upload wins.
 
     The reference is what the conversation keeps: the upload's checked path in Gradio's
     cache or the URL, never the picture itself, so a session holds a few hundred bytes
@@ -97,25 +97,25 @@ def image_key(image_url: Any, image: Any) -> tuple[str | None, dict | None, byte
     found = read_upload(image, field="image")
     if found is not None:
         upload, data = found
-        return f"file:{upload.digest}", {"upload": str(upload.path), "mime": upload.mime}, data
+        part = {"type": "image_url", "image_url": {"url": data_url(upload.mime, data)}}
+        return f"file:{upload.digest}", {"upload": str(upload.path), "mime": upload.mime}, part
     if image_url is not None and not isinstance(image_url, str):
         raise ValidationError("image_url", image_url, "an http(s) URL such as https://…/photo.png", kind="type")
     url = (image_url or "").strip()
     if url:
-        url_image_part(url)  # refuses paths and other schemes before anything is kept
-        return f"url:{hashlib.sha256(url.encode('utf-8')).hexdigest()[:16]}", {"url": url}, None
+        part = url_image_part(url)  # refuses paths and other schemes before anything is kept
+        return f"url:{hashlib.sha256(url.encode('utf-8')).hexdigest()[:16]}", {"url": url}, part
     return None, None, None
 
 
-def image_part_for(ref: dict, data: bytes | None = None) -> dict[str, Any]:
-    """The image_url part for a kept reference (re-reading a cached upload, bounded)."""
+def image_part_for(ref: dict) -> dict[str, Any]:
+    """The image_url part for a kept reference (a follow-up re-reads a cached upload, bounded)."""
     if "url" in ref:
         return url_image_part(ref["url"])
-    if data is None:
-        found = read_upload(ref["upload"], field="image")
-        if found is None:
-            raise refused("image")
-        upload, data = found
+    found = read_upload(ref["upload"], field="image")
+    if found is None:
+        raise refused("image")
+    _upload, data = found
     return {"type": "image_url", "image_url": {"url": data_url(ref.get("mime") or "image/png", data)}}
 
 
@@ -146,10 +146,9 @@ def make_ask(ctx: AppContext):
         try:
             question = check_text("question", question, max_chars=MESSAGE_MAX_CHARS,
                                   allowed=t("vision.need_question", "en")).strip()
-            key, ref, data = image_key(image_url, image)
+            key, ref, part = image_key(image_url, image)
             if key is not None and (before is None or before.get("key") != key):
                 text_messages = [{"role": "user", "content": question}]  # a new conversation
-                part = image_part_for(ref, data)
                 display: list[dict[str, Any]] = [
                     {"role": "user", "content": {"path": ref["upload"]} if "upload" in ref else f"![image]({ref['url']})"}
                 ]
