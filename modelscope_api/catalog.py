@@ -25,11 +25,14 @@ VISION_MODELS = (
     "Qwen/Qwen2.5-VL-7B-Instruct",
     "Qwen/QVQ-72B-Preview",
     "Qwen/Qwen3-VL-235B-A22B-Instruct",
+    "Qwen/Qwen3-VL-30B-A3B-Instruct",
+    "Qwen/Qwen3-VL-8B-Instruct",
 )
 DEFAULT_VISION_MODEL = VISION_MODELS[0]
 
 IMAGE_MODELS = (
     "Qwen/Qwen-Image",
+    "Qwen/Qwen-Image-2512",
     "black-forest-labs/FLUX.1-Krea-dev",
     "Tongyi-MAI/Z-Image-Turbo",
     "MAILAND/majicflus_v1",
@@ -40,6 +43,7 @@ DEFAULT_IMAGE_MODEL = IMAGE_MODELS[0]
 EDIT_MODELS = (
     "Qwen/Qwen-Image-Edit",
     "Qwen/Qwen-Image-Edit-2509",
+    "black-forest-labs/FLUX.1-Kontext-dev",  # FLUX family: 64-1024 px a side
 )
 
 
@@ -97,3 +101,36 @@ def thinking_mode(model: str) -> str:
     if "qwen3" in m and "instruct" not in m and "coder" not in m and "vl" not in m:
         return THINKING_SWITCH
     return THINKING_NONE
+
+
+# What a model id is for, for sorting the service's own list (GET /v1/models names no kind).
+KIND_CHAT = "chat"
+KIND_VISION = "vision"
+KIND_IMAGE = "image"
+KIND_EDIT = "edit"
+KIND_OTHER = "other"  # embeddings, rerankers, speech: not for any tab
+_IMAGE_MARKS = ("qwen-image", "flux", "majicflus", "stable-diffusion", "sdxl", "z-image", "kolors",
+                "text-to-image", "-t2i", "hunyuanimage", "wan2")
+_OTHER_MARKS = ("embedding", "rerank", "whisper", "-tts", "cosyvoice", "-asr", "speech", "bge-")
+
+
+def kind_of(model: str) -> str:
+    """chat, vision, image, edit or other for a model id (curated lists first, then its name)."""
+    m = _lower(model)
+    if not m:
+        return KIND_OTHER
+    if model in CHAT_MODELS:
+        return KIND_CHAT
+    if model in VISION_MODELS:
+        return KIND_VISION
+    if model in EDIT_MODELS:
+        return KIND_EDIT
+    if model in IMAGE_MODELS:
+        return KIND_IMAGE
+    if any(k in m for k in _OTHER_MARKS):
+        return KIND_OTHER
+    if any(k in m for k in _IMAGE_MARKS) or "kontext" in m:
+        return KIND_EDIT if is_edit_model(model) else KIND_IMAGE
+    if "-vl" in m or "qvq" in m or "vl-" in m or "-omni" in m:
+        return KIND_VISION
+    return KIND_CHAT

@@ -21,6 +21,7 @@ from . import catalog
 from .checks import IMAGE_URL_MAX_CHARS, MAX_IMAGE_BYTES, MODEL_ID_MAX_CHARS, check_number, check_text
 from .config import Settings, chat_base_url
 from .errors import (
+    EmptyAnswerError,
     IncompleteStreamError,
     MissingTokenError,
     ModelScopeError,
@@ -396,6 +397,9 @@ class ChatClient:
             raise err from exc
         finally:
             stream.close()
+        if not content and not reasoning:
+            # hollow: only chunks whose choices were null or [] (keep-alive, usage-only)
+            raise EmptyAnswerError("The model returned no answer.", request_id=request_id, quota=quota)
         if finish_reason is None:
             raise IncompleteStreamError(
                 "The answer stream ended before the server said it was finished.",
@@ -415,20 +419,29 @@ class ChatClient:
             completion = raw.parse()
         except openai.OpenAIError as exc:
             raise from_openai_error(exc) from exc
-        choice = completion.choices[0] if completion.choices else None
-        message = choice.message if choice else None
+        request_id = raw.headers.get("x-request-id") or getattr(completion, "id", None) or None
+        # A hollow 200 ("choices": null, "object": "", zero usage) or a body that is not even
+        # an object (the SDK then hands back the raw text) carries no answer.
+        choices = getattr(completion, "choices", None)
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        message = getattr(choice, "message", None)
+        content = getattr(message, "content", None) or ""
         reasoning = ""
         if message is not None:
             reasoning = getattr(message, "reasoning_content", None) or (
                 (message.model_extra or {}).get("reasoning_content") or ""
             )
+        if not content and not reasoning:
+            raise EmptyAnswerError("The model returned no answer.", request_id=request_id,
+                                   quota=Quota.from_headers(raw.headers))
+        usage = getattr(completion, "usage", None)
         return ChatResult(
-            content=(message.content if message else "") or "",
+            content=content,
             reasoning=reasoning,
-            finish_reason=choice.finish_reason if choice else None,
-            usage=completion.usage.model_dump() if completion.usage else None,
+            finish_reason=getattr(choice, "finish_reason", None),
+            usage=usage.model_dump() if usage is not None and hasattr(usage, "model_dump") else None,
             quota=Quota.from_headers(raw.headers),
-            request_id=raw.headers.get("x-request-id") or completion.id,
+            request_id=request_id,
         )
 
     def check_token(self, model: str = catalog.DEFAULT_CHAT_MODEL) -> ChatResult:

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from . import catalog
-from .config import BASE_URL_ENV_VAR, SNIPPET_TOKEN_ENV_VAR, Settings, fingerprint, redact
-from .errors import TOKEN_PAGE, MissingTokenError, ModelScopeError, ValidationError
+from .config import BASE_URL_ENV_VAR, SNIPPET_TOKEN_ENV_VAR, Settings, Site, fingerprint, redact, site_for
+from .errors import TOKEN_PAGE, EmptyAnswerError, MissingTokenError, ModelScopeError, ValidationError
 
 EXIT_OK = 0
 EXIT_API = 1
@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list the known models by kind")
     models.add_argument("--kind", choices=("chat", "vision", "image", "edit"))
+    models.add_argument("--live", action="store_true",
+                        help="add what the service lists now (GET /v1/models) to the curated lists")
     return parser
 
 
@@ -231,11 +233,15 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     client = ChatClient()
     _need_token(client.settings)
-    result = client.check_token(args.model)
-    _say(out, f"token OK ({fingerprint(client.settings.token)}) at {client.settings.base_url}")
-    quota = result.quota
+    try:
+        quota = client.check_token(args.model).quota
+        _say(out, f"token OK ({fingerprint(client.settings.token)}) at {client.settings.base_url}")
+    except EmptyAnswerError as exc:  # a 200 that carried nothing: the token was accepted
+        quota = exc.quota
+        _say(out, f"token OK ({fingerprint(client.settings.token)}) at {client.settings.base_url}, "
+             f"but {args.model} returned no answer this time")
     if quota is None:
-        _say(out, "quota: the server sent no quota headers")
+        _say(out, "quota: unknown (the reply carried no modelscope-ratelimit-* headers)")
     else:
         _say(out, f"requests left today: {_of(quota.requests_remaining, quota.requests_limit)}")
         _say(out, f"left for {args.model}: "
@@ -249,9 +255,17 @@ def _of(remaining: int | None, limit: int | None) -> str:
 
 def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     kinds = {
-        "chat": catalog.CHAT_MODELS, "vision": catalog.VISION_MODELS,
-        "image": catalog.IMAGE_MODELS, "edit": catalog.EDIT_MODELS,
+        "chat": list(catalog.CHAT_MODELS), "vision": list(catalog.VISION_MODELS),
+        "image": list(catalog.IMAGE_MODELS), "edit": list(catalog.EDIT_MODELS),
     }
+    if args.live:
+        from .models import fetch_model_ids
+
+        settings = Settings.resolve()
+        for model in fetch_model_ids(settings.base_url, settings.token):
+            kind = catalog.kind_of(model)
+            if kind in kinds and model not in kinds[kind]:
+                kinds[kind].append(model)
     for kind, names in kinds.items():
         if args.kind and kind != args.kind:
             continue
@@ -276,7 +290,8 @@ COMMANDS = {"chat": cmd_chat, "image": cmd_image, "check": cmd_check, "models": 
 # --------------------------------------------------------------------------- entry point
 
 
-def _report(err: TextIO, exc: ModelScopeError, token: str | None) -> None:
+def _report(err: TextIO, exc: ModelScopeError, token: str | None, site: Site | None = None) -> None:
+    """The error, its hint (links to `site`: the website of the API host) and request id."""
     lines = [f"error: {exc.message or type(exc).__name__}"]
     if exc.status:
         lines[0] += f" (HTTP {exc.status})"
@@ -284,7 +299,7 @@ def _report(err: TextIO, exc: ModelScopeError, token: str | None) -> None:
     if partial:
         lines.append(f"(received {len(partial)} characters before the break)")
     if exc.hint:
-        lines.append(f"hint: {exc.hint}")
+        lines.append(f"hint: {site.localize(exc.hint) if site else exc.hint}")
     if exc.request_id:
         lines.append(f"request id: {exc.request_id}")
     _say(err, redact("\n".join(lines), token))
@@ -301,7 +316,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     except SystemExit as exc:  # --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
-        token = Settings.resolve().token
+        settings = Settings.resolve()
+        token, site = settings.token, site_for(settings.base_url)
     except ValueError as exc:  # a malformed MODELSCOPE_BASE_URL
         _say(err, f"error: {exc}\nhint: fix {BASE_URL_ENV_VAR} or unset it.")
         return EXIT_USAGE
@@ -311,10 +327,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         _say(err, "interrupted")
         return EXIT_INTERRUPTED
     except (ValidationError, MissingTokenError) as exc:
-        _report(err, exc, token)
+        _report(err, exc, token, site)
         return EXIT_USAGE
     except ModelScopeError as exc:
-        _report(err, exc, token)
+        _report(err, exc, token, site)
         return EXIT_API
     except BrokenPipeError:  # e.g. `… | head -1`
         return EXIT_OK

@@ -58,6 +58,41 @@ def chat_base_url(base_url: str) -> str:
     return normalize_base_url(base_url) + wire.CHAT_PREFIX
 
 
+@dataclass(frozen=True)
+class Site:
+    """The ModelScope website that goes with an API host: where its users get a token and bind
+    their account (modelscope.ai accounts cannot use modelscope.cn pages, and back)."""
+
+    home: str
+
+    @property
+    def token_page(self) -> str:
+        return self.home + wire.TOKEN_PAGE_PATH
+
+    @property
+    def account_page(self) -> str:
+        return self.home + wire.ACCOUNT_PAGE_PATH
+
+    def localize(self, text: str) -> str:
+        """`text` with links to the default site pointed at this one."""
+        if self.home == wire.DEFAULT_SITE or not text:
+            return text
+        return text.replace(wire.DEFAULT_SITE, self.home).replace(
+            "www." + wire.DEFAULT_SITE.split("//", 1)[1], self.home.split("//", 1)[1])
+
+
+def site_for(base_url: str | None) -> Site:
+    """The website of the API host in `base_url` (the .cn site for any other host, such as a
+    simulator)."""
+    from urllib.parse import urlparse
+
+    host = (urlparse(base_url or "").hostname or "").lower()
+    for suffix, home in wire.SITES:
+        if host == suffix or host.endswith("." + suffix):
+            return Site(home)
+    return Site(wire.DEFAULT_SITE)
+
+
 def fingerprint(token: str | None) -> str:
     """A short, stable, non-reversible name for a token, safe to log or show."""
     if not token:

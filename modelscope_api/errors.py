@@ -4,6 +4,7 @@ a one-line hint a student can act on, and the quota headers if the response had 
 Both error body shapes the service uses are read here (and only here):
   {"errors": {"message": ..., "code": ...}, "request_id": ...}
   {"error":  {"message": ..., "code": ..., "type": ...}, "request_id": ...}
+and the request id may sit inside the error object instead of beside it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 from . import wire
 from .quota import Quota
 
-TOKEN_PAGE = "https://modelscope.cn/my/myaccesstoken"
-ACCOUNT_PAGE = "https://modelscope.cn/my/account"  # bind Aliyun, real-name verification
+TOKEN_PAGE = wire.DEFAULT_SITE + wire.TOKEN_PAGE_PATH  # modelscope.ai users: config.site_for()
+ACCOUNT_PAGE = wire.DEFAULT_SITE + wire.ACCOUNT_PAGE_PATH  # bind Aliyun, real-name verification
 
 
 class ModelScopeError(Exception):
@@ -81,15 +82,56 @@ class PermissionDeniedError(ModelScopeError):
 
 
 class RateLimitError(ModelScopeError):
-    """429: the daily quota (per user or per model) is used up, or too many at once."""
+    """429 without rate-limit headers: a limit was hit, but not which (too many at once, or
+    the day's quota). The subclasses say which when the headers tell."""
+
+    hint = ("The server is refusing calls for now (a limit was reached). Wait a moment and try again; "
+            "if it keeps happening, today's quota may be used up.")
+
+
+class TooManyRequestsError(RateLimitError):
+    """429 while the headers still show calls left today: a burst or concurrency limit."""
+
+    hint = "Too many requests right now. Wait a moment and try again; today's quota is not used up."
+
+
+class QuotaExhaustedError(RateLimitError):
+    """429 with a remaining count of 0: the day's quota, of the user or of this model."""
 
     hint = "Today's quota is used up (about 2000 calls a day, fewer per model). Try another model or come back tomorrow."
+
+    @property
+    def model_only(self) -> bool:
+        """True when only this model's daily quota is used up (others still answer)."""
+        q = self.quota
+        return bool(q and q.model_requests_remaining == 0 and (q.requests_remaining or 0) > 0)
 
 
 class InvalidRequestError(ModelScopeError):
     """400/422 from the server: a parameter or model id the service does not accept."""
 
     hint = "The server did not accept a parameter; read its message and change that field."
+
+
+class ModelNotServedError(InvalidRequestError):
+    """400 "Model id : X , has no provider supported": API-Inference does not serve that id
+    (the free list changes often)."""
+
+    hint = "This model is not served by API-Inference (any more). Pick another model from the list."
+
+
+class ThinkingNeedsStreamError(InvalidRequestError):
+    """400 in either wording: a thinking model was called without streaming."""
+
+    hint = "This model thinks before it answers, which needs a streamed call: stream, or switch thinking off."
+
+
+class UnexplainedRefusalError(InvalidRequestError):
+    """A bare 400 with no body: how the service sometimes answers an account that is not
+    bound to an Alibaba Cloud account."""
+
+    hint = ("The server refused without a reason. If every call does this, bind your account to an "
+            "Alibaba Cloud (Aliyun) account at " + ACCOUNT_PAGE + ".")
 
 
 class ValidationError(InvalidRequestError):
@@ -134,6 +176,28 @@ class TaskFailedError(ModelScopeError):
     """The image task finished with FAILED; message is the server's reason."""
 
     hint = "The image task failed on the server. Change the prompt or settings and try again."
+
+    def __init__(self, message: str, *, task_status: str | None = None, **kw):
+        super().__init__(message, **kw)
+        self.task_status = task_status  # the server's word (FAILED, CANCELED, UNKNOWN, …)
+
+
+class TaskCanceledByServerError(TaskFailedError):
+    """The task ended CANCELED (or CANCEL) on the server's side, not by the user."""
+
+    hint = "The server cancelled the image task. Generate it again."
+
+
+class TaskStatusUnknownError(TaskFailedError):
+    """The task ended UNKNOWN, or in a state word that does not mean "still running"."""
+
+    hint = "The server lost track of the image task. Generate it again."
+
+
+class EmptyAnswerError(ModelScopeError):
+    """A 200 that carried nothing: no choices (or only empty ones), streamed or not."""
+
+    hint = "The model returned no answer. Try again, or pick another model."
 
 
 class TaskNotFoundError(InvalidRequestError):
@@ -187,22 +251,42 @@ def parse_error_body(body: Any) -> tuple[str | None, Any, str | None]:
     for key in ("errors", "error"):
         inner = body.get(key)
         if isinstance(inner, Mapping):
-            return inner.get("message") or None, inner.get("code"), request_id
+            request_id = request_id or inner.get("request_id") or inner.get("RequestId") or None
+            return inner.get("message") or None, inner.get("code"), _text_or_none(request_id)
         if isinstance(inner, str) and inner:
             return inner, None, request_id
     message = body.get("message") if isinstance(body.get("message"), str) else None
-    return message, body.get("code"), request_id
+    return message, body.get("code"), _text_or_none(request_id)
 
 
-def error_class_for(status: int | None, message: str | None = None) -> type[ModelScopeError]:
+def _text_or_none(value: Any) -> str | None:
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) else None
+
+
+def error_class_for(status: int | None, message: str | None = None,
+                    quota: Quota | None = None) -> type[ModelScopeError]:
+    """The class for an HTTP error: the status, refined by the server's words and, for 429, by
+    the rate-limit headers (only a remaining count of 0 means the day's quota is used up)."""
     text = (message or "").lower()
+    if wire.MSG_BIND_ALIYUN in text:
+        return AccountNotBoundError
     if status == 401:
-        return AccountNotBoundError if wire.MSG_BIND_ALIYUN in text else AuthenticationError
+        return AuthenticationError
     if status == 403:
         return PermissionDeniedError
     if status == 429:
-        return RateLimitError
+        if quota is None or (quota.requests_remaining is None and quota.model_requests_remaining is None):
+            return RateLimitError
+        if quota.requests_remaining == 0 or quota.model_requests_remaining == 0:
+            return QuotaExhaustedError
+        return TooManyRequestsError
     if status in (400, 404, 409, 413, 422):
+        if wire.MSG_NO_PROVIDER_MARK in text:
+            return ModelNotServedError
+        if any(mark in text for mark in wire.THINKING_NON_STREAM_MARKS):
+            return ThinkingNeedsStreamError
+        if status == 400 and not message:
+            return UnexplainedRefusalError
         return InvalidRequestError
     if status is not None and status >= 500:
         return ServerError
@@ -214,15 +298,14 @@ def error_from_response(
 ) -> ModelScopeError:
     """The exception for an HTTP error answer (pure: no I/O)."""
     message, code, request_id = parse_error_body(body)
-    if not message:
-        message = f"HTTP {status}"
-    cls = error_class_for(status, message)
+    quota = Quota.from_headers(headers)
+    cls = error_class_for(status, message, quota)
     return cls(
-        message,
+        message or f"HTTP {status}",
         status=status,
         request_id=request_id,
         code=code,
-        quota=Quota.from_headers(headers),
+        quota=quota,
         body=body,
     )
 

@@ -26,9 +26,11 @@ from .errors import (
     ImageDownloadError,
     MissingTokenError,
     ModelScopeError,
+    TaskCanceledByServerError,
     TaskCancelledError,
     TaskFailedError,
     TaskNotFoundError,
+    TaskStatusUnknownError,
     TaskTimeoutError,
     ValidationError,
     error_from_response,
@@ -320,7 +322,7 @@ class Submission:
 
 @dataclass(frozen=True)
 class TaskState:
-    status: str  # one of wire.RUNNING_STATUSES, SUCCEED, FAILED (or the server's own word)
+    status: str  # the server's word, upper-cased (UNKNOWN when the body named none)
     image_urls: tuple[str, ...] = ()
     request_id: str | None = None
     time_taken_ms: float | None = None
@@ -329,12 +331,21 @@ class TaskState:
     error_code: Any = None
 
     @property
+    def running(self) -> bool:
+        """Only PENDING / RUNNING / PROCESSING mean "keep polling"."""
+        return self.status in wire.RUNNING_STATUSES
+
+    @property
     def done(self) -> bool:
         return self.status == wire.STATUS_SUCCEED
 
     @property
     def failed(self) -> bool:
         return self.status == wire.STATUS_FAILED
+
+    @property
+    def canceled(self) -> bool:
+        return self.status in wire.CANCELED_STATUSES
 
 
 def parse_submit(body: Any) -> Submission:
@@ -348,13 +359,11 @@ def parse_task(body: Any) -> TaskState:
     """Read a GET /v1/tasks/{id} answer (pure)."""
     if not isinstance(body, Mapping):
         raise ModelScopeError(f"unreadable task status: {body!r}")
-    status = str(body.get("task_status") or "").upper() or wire.STATUS_PENDING
+    status = str(body.get("task_status") or "").strip().upper() or wire.STATUS_UNKNOWN
     urls = body.get("output_images") or []
     if isinstance(urls, str):
         urls = [urls]
-    error = body.get("errors") or body.get("error") or {}
-    message = error.get("message") if isinstance(error, Mapping) else (str(error) or None)
-    code = error.get("code") if isinstance(error, Mapping) else None
+    message, code, request_id = failure_reason(body)
     taken = body.get("time_taken")
     try:
         taken = float(taken) if taken is not None else None
@@ -364,12 +373,29 @@ def parse_task(body: Any) -> TaskState:
     return TaskState(
         status=status,
         image_urls=tuple(str(u) for u in urls if u),
-        request_id=body.get("request_id") or None,
+        request_id=request_id,
         time_taken_ms=taken,
         inputs=dict(inputs),
         error_message=message,
         error_code=code,
     )
+
+
+def failure_reason(body: Mapping[str, Any]) -> tuple[str | None, Any, str | None]:
+    """(reason, code, request_id) of a task body, wherever the reason sits: `errors.message`,
+    `error.message`, a flat `error_message`, or an error given as plain text (pure)."""
+    request_id = body.get("request_id") or None
+    for key in ("errors", "error"):
+        inner = body.get(key)
+        if isinstance(inner, Mapping) and (inner.get("message") or inner.get("code") is not None):
+            message = inner.get("message")
+            return (str(message) if message else None), inner.get("code"), \
+                request_id or inner.get("request_id") or None
+        if isinstance(inner, str) and inner.strip():
+            return inner.strip(), None, request_id
+    flat = body.get("error_message") or body.get("message")
+    code = body.get("error_code", body.get("code"))
+    return (str(flat) if flat else None), code, request_id
 
 
 @dataclass(frozen=True)
@@ -597,7 +623,8 @@ class ImageClient:
         timeout: float | None = None,
         started: float | None = None,
     ) -> tuple[TaskState, int]:
-        """Poll until SUCCEED; returns (final state, polls used)."""
+        """Poll while the task is running; returns (final state, polls used) on SUCCEED and
+        raises at once for any other final word (see `task_error`)."""
         task_id = submission.task_id
         timeout = self.timeout if timeout is None else timeout
         start = time.monotonic() if started is None else started
@@ -609,7 +636,7 @@ class ImageClient:
             if elapsed + delay > timeout:
                 raise TaskTimeoutError(
                     f"task {task_id} did not finish within {timeout:g} s", task_id=task_id,
-                    request_id=submission.request_id,
+                    request_id=submission.request_id, quota=submission.quota,
                 )
             if self._wait(delay, cancel):
                 raise TaskCancelledError(f"task {task_id} cancelled", task_id=task_id)
@@ -618,19 +645,14 @@ class ImageClient:
             elapsed = time.monotonic() - start
             if on_status:
                 on_status(StatusUpdate(task_id, state.status, elapsed, polls, submission.request_id))
+            if state.running:
+                continue
             if state.done:
                 return state, polls
-            if state.failed:
-                if not rechecked and elapsed < FAILED_RECHECK_WINDOW_S:
-                    rechecked = True  # an early FAILED has been seen to be spurious
-                    continue
-                raise TaskFailedError(
-                    state.error_message or "the image task failed (no reason given)",
-                    task_id=task_id,
-                    code=state.error_code,
-                    request_id=state.request_id or submission.request_id,
-                    status=_int_or_none(state.error_code),
-                )
+            if state.failed and not rechecked and elapsed < FAILED_RECHECK_WINDOW_S:
+                rechecked = True  # an early FAILED has been seen to be spurious
+                continue
+            raise task_error(state, task_id, submission.request_id, submission.quota)
 
     def _wait(self, seconds: float, cancel: threading.Event | None) -> bool:
         """Sleep; True if cancelled meanwhile."""
@@ -676,6 +698,21 @@ class ImageClient:
             polls=polls,
             elapsed=time.monotonic() - start,
         )
+
+
+def task_error(state: TaskState, task_id: str, request_id: str | None = None,
+               quota: Quota | None = None) -> TaskFailedError:
+    """The error for a task that ended in anything but SUCCEED (pure): FAILED with the
+    server's reason, CANCELED/CANCEL, or UNKNOWN and any word not known to mean running.
+    `quota` is the submit's: the call that spent it."""
+    kw = {"task_id": task_id, "task_status": state.status, "code": state.error_code, "quota": quota,
+          "request_id": state.request_id or request_id, "status": _int_or_none(state.error_code)}
+    if state.failed:
+        return TaskFailedError(state.error_message or "the image task failed (no reason given)", **kw)
+    if state.canceled:
+        return TaskCanceledByServerError(state.error_message or f"task {task_id} was cancelled by the server", **kw)
+    return TaskStatusUnknownError(
+        state.error_message or f"task {task_id} ended with status {state.status[:40]}", **kw)
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -5,6 +5,13 @@ so a header name or a status word can never drift between them.
 """
 
 DEFAULT_BASE_URL = "https://api-inference.modelscope.cn/"
+# The international host (same paths) for accounts registered on modelscope.ai.
+INTERNATIONAL_BASE_URL = "https://api-inference.modelscope.ai/"
+# The website whose token and account pages belong to an API host: (host suffix, site).
+SITES = (("modelscope.ai", "https://modelscope.ai"), ("modelscope.cn", "https://modelscope.cn"))
+DEFAULT_SITE = "https://modelscope.cn"
+TOKEN_PAGE_PATH = "/my/myaccesstoken"
+ACCOUNT_PAGE_PATH = "/my/account"  # bind Aliyun, real-name verification
 
 # Paths, relative to the base URL (which ends with "/").
 CHAT_PREFIX = "v1/"  # the openai SDK's base_url is BASE + CHAT_PREFIX
@@ -33,7 +40,12 @@ STATUS_RUNNING = "RUNNING"
 STATUS_PROCESSING = "PROCESSING"
 STATUS_SUCCEED = "SUCCEED"
 STATUS_FAILED = "FAILED"
+STATUS_CANCELED = "CANCELED"
+STATUS_UNKNOWN = "UNKNOWN"
+# Only these mean "keep polling"; every other word (SUCCEED, FAILED, CANCELED/CANCEL,
+# UNKNOWN, or one never seen before) ends the wait at once.
 RUNNING_STATUSES = frozenset({STATUS_PENDING, STATUS_RUNNING, STATUS_PROCESSING})
+CANCELED_STATUSES = frozenset({STATUS_CANCELED, "CANCEL", "CANCELLED"})
 # Our own word for "the submit call answered"; never sent by the server.
 STATUS_SUBMITTED = "SUBMITTED"
 
@@ -57,6 +69,10 @@ MSG_ASYNC_REQUIRED = (
 )
 MSG_TASK_NOT_FOUND = "task not found"
 MSG_THINKING_NON_STREAM = "parameter.enable_thinking must be set to false for non-streaming calls"
+# The same 400 in its other wording (code "invalid_parameter_error").
+MSG_THINKING_NON_STREAM_ALT = "enable thinking can not be support when stream=False."
+THINKING_NON_STREAM_MARKS = ("enable_thinking must be set to false", "enable thinking can not be support")
+MSG_NO_PROVIDER_MARK = "has no provider supported"
 MSG_RATE_LIMIT = "Request limit exceeded."
 MSG_SERVER_BUSY = "Server is busy, please try again later"
 

@@ -34,21 +34,21 @@ def handlers(ctx):
 
 def test_set_token_keeps_it_in_state_and_never_echoes_it(fake_request):
     set_token, *_ = handlers(AppContext(base_url="http://127.0.0.1:9/"))
-    token, stored, status = set_token("  ms-test-secret-1234  ", False, fake_request())
+    token, stored, status, _quota = set_token("  ms-test-secret-1234  ", False, fake_request())
     assert token == "ms-test-secret-1234" and stored == SKIP
     assert "own token" in status and "secret" not in status and "1234" not in status
-    token, stored, status = set_token("ms-test-secret-1234", True, fake_request())
+    token, stored, status, _quota = set_token("ms-test-secret-1234", True, fake_request())
     assert stored == "ms-test-secret-1234"
-    token, _, status = set_token("sk-openai-like", False, fake_request(lang="zh"))
+    token, _, status, _quota = set_token("sk-openai-like", False, fake_request(lang="zh"))
     assert "ms-" in status and "sk-openai" not in status  # a gentle format warning, in Chinese
     assert "令牌" in status
-    token, _, status = set_token("", False, fake_request())
+    token, _, status, _quota = set_token("", False, fake_request())
     assert token is None and "no token" in status
 
 
 def test_clearing_the_box_falls_back_to_the_class_token(fake_request):
     set_token, *_ = handlers(AppContext(base_url="http://127.0.0.1:9/", server_token="ms-test-class"))
-    token, _, status = set_token(" ", False, fake_request())
+    token, _, status, _quota = set_token(" ", False, fake_request())
     assert token is None and "shared class token" in status and "ms-test-class" not in status
 
 

@@ -285,8 +285,11 @@ FAULTS = {  # fault → words the student reads
     "image_404": "could not be downloaded (HTTP 404",
     "task_never_finishes": "did not finish in time",
     "500": "busy",
-    "429": "quota is used up",
+    "429": "Too many requests right now",  # the headers still show calls left: not the quota
     "task_not_found": "(task not found)",
+    "task_canceled": "The server cancelled the image task (status CANCELED)",
+    "task_unknown": "The server lost track of the image task (status UNKNOWN)",
+    "task_failed_flat": "failed on the server: Output data may contain inappropriate content",
 }
 
 

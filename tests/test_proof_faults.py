@@ -93,7 +93,7 @@ def app_studio(clean_studio, tmp_path):
 CHAT_FAULTS = {
     "500": ["busy", "try again"],
     "502": ["busy", "502"],
-    "429": ["quota", "tomorrow"],
+    "429": ["Too many requests right now", "Wait a moment", "not used up"],  # calls left: a burst
 }
 
 
@@ -157,7 +157,7 @@ def test_slow_first_token_keeps_the_app_serving_and_the_answer_arrives(app_studi
 
 
 def test_vision_fault_is_explained_and_the_conversation_survives(app_studio):
-    fault, words = "429", ["quota", "tomorrow"]
+    fault, words = "429", ["Too many requests", "not used up"]
     sim, token = app_studio.sim, f"ms-test-fault-vision-{fault}"
     c = client(app_studio.url, token)
     shown, _, _, _ = vision(c, "what animal is this?", PIC_URL)
@@ -206,7 +206,7 @@ IMAGE_FAULTS = [
     # (fault, scope, words in the message, message names the task id)
     ("500", "images", ["busy"], False),
     ("502", "images", ["busy"], False),
-    ("429", "images", ["quota", "tomorrow"], False),
+    ("429", "images", ["Too many requests", "not used up"], False),
     ("task_failed", None, ["failed on the server", "inappropriate content"], True),
     ("image_404", None, ["download", "404", "again"], True),
     ("task_not_found", "task", ["task not found", "again"], True),
@@ -317,9 +317,13 @@ def test_connection_refused_is_explained_and_the_app_keeps_serving(simulator, tm
 
 
 def test_simulator_faults_all_covered():
-    """Every fault the simulator can inject is exercised in this file."""
+    """Every fault the simulator can inject is exercised in this file or, for the replies
+    quoted from real captures, in test_real_replies.py."""
+    from pathlib import Path
+
     from modelscope_api.simulator import FAULTS
 
-    here = open(__file__, encoding="utf-8").read()
+    here = "".join(open(Path(__file__).with_name(name), encoding="utf-8").read()
+                   for name in ("test_proof_faults.py", "test_real_replies.py"))
     missing = [f for f in FAULTS if f'"{f}"' not in here]
     assert not missing, missing

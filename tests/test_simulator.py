@@ -598,6 +598,16 @@ def test_fault_names():
         "task_never_finishes",
         "image_404",
         "task_not_found",
+        "task_canceled",
+        "task_unknown",
+        "task_failed_flat",
+        "task_failed_error",
+        "hollow_reply",
+        "hollow_chunks",
+        "thinking_alt_wording",
+        "unbound_inner_id",
+        "bare_400",
+        "no_quota_headers",
     }
 
 

@@ -25,6 +25,7 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
 from modelscope_api import config
+from modelscope_api.models import ModelList
 from modelscope_api.errors import (
     APIConnectionError,
     IncompleteStreamError,
@@ -184,7 +185,19 @@ class AppContext:
     _quota_lines: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _quota_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    # The service's model list, refreshed hourly in the background once main() starts it.
+    models: ModelList | None = field(default=None, repr=False)
+
     QUOTA_LINES_KEPT = 10_000  # sessions remembered; the oldest is forgotten first
+
+    def __post_init__(self) -> None:
+        if self.models is None:
+            self.models = ModelList(self.base_url, self.server_token)
+
+    @property
+    def site(self) -> config.Site:
+        """The ModelScope website of the API host (token and account pages in messages)."""
+        return config.site_for(self.base_url)
 
     def remember_quota_line(self, session: str, line: str) -> None:
         with self._quota_lock:

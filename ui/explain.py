@@ -7,6 +7,7 @@ the words for people live here.
 from __future__ import annotations
 
 from modelscope_api import errors as E
+from modelscope_api.config import Site
 
 from .context import QuotaCapReached
 
@@ -14,7 +15,7 @@ TOKEN_PAGE = E.TOKEN_PAGE
 ACCOUNT_PAGE = E.ACCOUNT_PAGE
 
 # (English, 中文) for each meaning; {msg} is the server's own message.
-_TEXT: dict[type, tuple[str, str]] = {
+_TEXT: dict[type | str, tuple[str, str]] = {
     E.MissingTokenError: (
         f"No ModelScope token yet. Get one at {TOKEN_PAGE}, then paste it into the token box "
         "at the top (or set MODELSCOPE_ACCESS_TOKEN).",
@@ -35,14 +36,46 @@ _TEXT: dict[type, tuple[str, str]] = {
         f"first ({ACCOUNT_PAGE}).",
         f"没有权限（403）：绑定的阿里云账号需要先完成实名认证（{ACCOUNT_PAGE}）。",
     ),
-    E.RateLimitError: (
+    # 429: only a remaining count of 0 in the headers means the day's quota is used up.
+    E.QuotaExhaustedError: (
         "Today's free quota is used up (429: {msg}). Try another model, or come back tomorrow.",
         "今天的免费额度已用完（429：{msg}）。可以换一个模型，或明天再试。",
     ),
+    E.TooManyRequestsError: (
+        "Too many requests right now (429: {msg}). Wait a moment and try again; today's quota "
+        "is not used up.",
+        "当前请求太多（429：{msg}）。请稍等片刻再试；今天的额度还没有用完。",
+    ),
+    E.RateLimitError: (
+        "ModelScope is refusing calls for now (429: {msg}). Wait a moment and try again; if it "
+        "keeps happening, today's quota may be used up: then try another model or come back tomorrow.",
+        "ModelScope 暂时拒绝了请求（429：{msg}）。请稍等片刻再试；如果一直这样，可能是今天的额度已用完，"
+        "可以换一个模型或明天再试。",
+    ),
     E.ValidationError: ("{msg}. Nothing was sent.", "{msg}。请求未发送。"),
+    E.ModelNotServedError: (
+        "API-Inference does not serve this model right now ({msg}); the list of free models "
+        "changes often. Pick another model from the list.",
+        "API-Inference 目前不提供这个模型（{msg}）；免费模型的列表经常变化。请从列表中另选一个模型。",
+    ),
+    E.ThinkingNeedsStreamError: (
+        "This model thinks before it answers, and thinking only works with a streamed answer "
+        "({msg}). Stream the answer, or switch thinking off.",
+        "这个模型会先思考再回答，而思考只能在流式输出时使用（{msg}）。请使用流式输出，或关闭深度思考。",
+    ),
+    E.UnexplainedRefusalError: (
+        "The server refused the request without saying why (400). If every request does this, "
+        f"your account may not be bound to an Alibaba Cloud account yet: bind it at {ACCOUNT_PAGE}.",
+        "服务器拒绝了请求，但没有说明原因（400）。如果每次请求都这样，可能是你的账号还没有绑定阿里云账号："
+        f"请到 {ACCOUNT_PAGE} 完成绑定。",
+    ),
     E.InvalidRequestError: (
         "The server did not accept the request: {msg}",
         "服务器不接受这个请求：{msg}",
+    ),
+    E.EmptyAnswerError: (
+        "The model returned no answer. Try again, or pick another model.",
+        "模型没有返回任何回答。请重试，或换一个模型。",
     ),
     E.ServerError: (
         "ModelScope is busy or having trouble ({msg}). Your work is kept; try again in a moment.",
@@ -55,6 +88,14 @@ _TEXT: dict[type, tuple[str, str]] = {
     E.APIConnectionError: (
         "Could not reach the server ({msg}). Check the network and try again.",
         "无法连接服务器（{msg}）。请检查网络后重试。",
+    ),
+    E.TaskCanceledByServerError: (
+        "The server cancelled the image task (status {status}). Generate it again.",
+        "服务器取消了这个图片任务（状态 {status}）。请重新生成。",
+    ),
+    E.TaskStatusUnknownError: (
+        "The server lost track of the image task (status {status}). Generate it again.",
+        "服务器无法确定这个图片任务的状态（状态 {status}）。请重新生成。",
     ),
     E.TaskFailedError: (
         "The image task failed on the server: {msg}",
@@ -77,6 +118,13 @@ _TEXT: dict[type, tuple[str, str]] = {
 }
 
 
+_TEXT["model_quota"] = (  # a QuotaExhaustedError where only this model's count is 0
+    "This model's free quota for today is used up (429: {msg}); other models still answer. "
+    "Pick another model, or come back tomorrow.",
+    "这个模型今天的免费额度已用完（429：{msg}）；其他模型仍可使用。请换一个模型，或明天再试。",
+)
+
+
 def lang_of(request) -> str:
     """'zh' when the browser prefers Chinese, else 'en' (for messages built at run time)."""
     headers = getattr(request, "headers", None) or {}
@@ -88,8 +136,14 @@ def lang_of(request) -> str:
     return "zh" if first.startswith("zh") else "en"
 
 
-def explain(err: BaseException, lang: str = "en") -> str:
-    """One sentence for the user; adds the request id when the server gave one."""
+def explain(err: BaseException, lang: str = "en", site: Site | None = None) -> str:
+    """One sentence for the user; adds the request id when the server gave one. Links point
+    at `site` (the website of the API host in use; modelscope.cn when not given)."""
+    text = _explain(err, lang)
+    return site.localize(text) if site is not None else text
+
+
+def _explain(err: BaseException, lang: str) -> str:
     idx = 1 if lang == "zh" else 0
     if isinstance(err, QuotaCapReached):
         if err.scope == "day":
@@ -103,7 +157,9 @@ def explain(err: BaseException, lang: str = "en") -> str:
         return (en, zh)[idx]
     for cls in type(err).__mro__:
         if cls in _TEXT:
-            text = _TEXT[cls][idx].format(msg=getattr(err, "message", None) or str(err))
+            key = "model_quota" if cls is E.QuotaExhaustedError and err.model_only else cls
+            text = _TEXT[key][idx].format(msg=getattr(err, "message", None) or str(err),
+                                          status=getattr(err, "task_status", None) or "")
             break
     else:
         text = (("Unexpected error: {msg}", "意外错误：{msg}")[idx]).format(msg=str(err) or type(err).__name__)

@@ -14,18 +14,13 @@ import os
 import gradio as gr
 from gradio.i18n import I18nData
 
-from modelscope_api import catalog, config
+from modelscope_api import catalog, config, wire
 from modelscope_api.chat import ChatClient
-from modelscope_api.errors import (
-    ACCOUNT_PAGE,
-    TOKEN_PAGE,
-    MissingTokenError,
-    ModelScopeError,
-)
+from modelscope_api.errors import EmptyAnswerError, MissingTokenError, ModelScopeError
 
 from .context import SOURCE_SERVER, AppContext, QuotaCapReached, session_id
 from .explain import explain, lang_of
-from .shared import Shared, format_quota
+from .shared import Shared, answered_by_server, clear_quota, format_quota
 
 BROWSER_KEY = "modelscope-studio-token"
 STUDENT_KEY = "modelscope-studio-student"  # a random id: the per-student cap follows the browser
@@ -41,21 +36,36 @@ def browser_state_key() -> str | None:
         return None
     return hashlib.sha256(("modelscope-studio/browser-state/" + value).encode("utf-8")).hexdigest()[:32]
 
-_HELP_EN = f"""1. Create a free account at [modelscope.cn](https://modelscope.cn).
-2. Open your [access token page]({TOKEN_PAGE}) and copy a token (it starts with `ms-`).
-3. Bind your account to an Alibaba Cloud (Aliyun) account on [your account page]({ACCOUNT_PAGE}).
+_HELP_EN = """1. Create a free account at [{name}]({home}).
+2. Open your [access token page]({token_page}) and copy a token (it starts with `ms-`).
+3. Bind your account to an Alibaba Cloud (Aliyun) account on [your account page]({account_page}).
 4. Make sure the Aliyun account has passed real-name verification.
 5. Paste the token into the box above. Tick “Remember on this device” only on your own computer.
 
 The free API allows about 2000 calls a day per account (fewer per model)."""
 
-_HELP_ZH = f"""1. 在 [modelscope.cn](https://modelscope.cn) 注册一个免费账号。
-2. 打开[访问令牌页面]({TOKEN_PAGE})，复制一个令牌（以 `ms-` 开头）。
-3. 在[账号设置页面]({ACCOUNT_PAGE})把账号绑定到阿里云账号。
+_HELP_ZH = """1. 在 [{name}]({home}) 注册一个免费账号。
+2. 打开[访问令牌页面]({token_page})，复制一个令牌（以 `ms-` 开头）。
+3. 在[账号设置页面]({account_page})把账号绑定到阿里云账号。
 4. 确认该阿里云账号已完成实名认证。
 5. 把令牌粘贴到上面的输入框。只在自己的电脑上勾选“在此设备上记住”。
 
 免费 API 每个账号每天约 2000 次调用（每个模型更少）。"""
+
+
+def help_text(template: str, site: config.Site) -> str:
+    """The token help with the links of the site that goes with the API host."""
+    return template.format(name=site.home.split("//", 1)[1], home=site.home,
+                           token_page=site.token_page, account_page=site.account_page)
+
+
+_CN, _AI = (config.Site(home) for home in (wire.DEFAULT_SITE, "https://modelscope.ai"))
+
+
+def help_key(site: config.Site) -> str:
+    """The i18n key of the help for `site` (one per website: the tables are built once)."""
+    return "header.help_ai" if site.home == _AI.home else "header.help"
+
 
 STRINGS = {
     "en": {
@@ -72,7 +82,8 @@ STRINGS = {
         "header.no_token": "🔑 No token yet: paste your ModelScope access token above "
                            "(see “How do I get a token?” below).",
         "header.help_title": "How do I get a ModelScope token?",
-        "header.help": _HELP_EN,
+        "header.help": help_text(_HELP_EN, _CN),
+        "header.help_ai": help_text(_HELP_EN, _AI),
         "header.using_own": "🔐 Your own token is set for this browser tab; your requests use it.",
         "header.not_ms": " It does not look like a ModelScope token (those start with `ms-`).",
         "header.cleared_server": "Token box empty: requests use the shared class token again.",
@@ -82,6 +93,8 @@ STRINGS = {
         "header.loaded": "💾 Using the token remembered on this device.",
         "header.check_ok": "✅ The token works: `{model}` answered.",
         "header.check_ok_server": "✅ The shared class token works: `{model}` answered.",
+        "header.check_hollow": "✅ The server accepted the token, but `{model}` returned no answer this time. "
+                               "The token is fine; if chats stay empty, pick another model.",
         "header.check_fail": "❌ {reason}",
     },
     "zh": {
@@ -96,7 +109,8 @@ STRINGS = {
         "header.offline_token": "🧪 离线模式：所有请求都发往内置模拟器，无需令牌。",
         "header.no_token": "🔑 还没有令牌：请在上面粘贴你的 ModelScope 访问令牌（获取方法见下方“如何获取令牌？”）。",
         "header.help_title": "如何获取 ModelScope 令牌？",
-        "header.help": _HELP_ZH,
+        "header.help": help_text(_HELP_ZH, _CN),
+        "header.help_ai": help_text(_HELP_ZH, _AI),
         "header.using_own": "🔐 已为当前标签页设置你自己的令牌，你的请求将使用它。",
         "header.not_ms": " 它看起来不像 ModelScope 令牌（应以 `ms-` 开头）。",
         "header.cleared_server": "令牌框已清空：请求将重新使用全班共享令牌。",
@@ -106,6 +120,8 @@ STRINGS = {
         "header.loaded": "💾 正在使用此设备上记住的令牌。",
         "header.check_ok": "✅ 令牌可用：`{model}` 已回答。",
         "header.check_ok_server": "✅ 全班共享令牌可用：`{model}` 已回答。",
+        "header.check_hollow": "✅ 服务器接受了这个令牌，但 `{model}` 这次没有返回回答。令牌没有问题；"
+                               "如果对话一直没有回答，请换一个模型。",
         "header.check_fail": "❌ {reason}",
     },
 }
@@ -147,7 +163,8 @@ def make_handlers(ctx: AppContext):
             status = t("header.cleared_server" if ctx.server_token else "header.cleared_none", lang)
         else:
             status = t("header.using_own", lang) + ("" if token.startswith("ms-") else t("header.not_ms", lang))
-        return token, (token if remember else gr.skip()), status
+        # another token: the previous one's quota numbers say nothing about it
+        return token, (token if remember else gr.skip()), status, clear_quota(ctx, request)
 
     def set_remember(remember: bool, token_state: str | None, request: gr.Request):
         lang = lang_of(request)
@@ -179,11 +196,15 @@ def make_handlers(ctx: AppContext):
             except BaseException as err:
                 ctx.settle(err, source, student)  # never reached the server: given back
                 raise
+        except EmptyAnswerError as err:  # a 200 that carried nothing: the token was accepted
+            quota = format_quota(ctx, err.quota, source, request, lang, answered=True)
+            return t("header.check_hollow", lang, model=model), quota or gr.skip()
         except (ModelScopeError, QuotaCapReached) as err:
-            quota = format_quota(ctx, getattr(err, "quota", None), source, request, lang)
-            return t("header.check_fail", lang, reason=explain(err, lang)), quota or gr.skip()
+            quota = format_quota(ctx, getattr(err, "quota", None), source, request, lang,
+                                 answered=answered_by_server(err))
+            return t("header.check_fail", lang, reason=explain(err, lang, ctx.site)), quota or gr.skip()
         key = "header.check_ok_server" if source == SOURCE_SERVER else "header.check_ok"
-        quota = format_quota(ctx, result.quota, source, request, lang)
+        quota = format_quota(ctx, result.quota, source, request, lang, answered=True)
         return t(key, lang, model=model), quota or gr.skip()
 
     return set_token, set_remember, load_remembered, check_token
@@ -206,7 +227,7 @@ def build(ctx: AppContext, demo: gr.Blocks) -> Shared:
     status = gr.Markdown(I18nData(initial_status_key(ctx)))
     quota_md = gr.Markdown("", label=I18nData("header.quota_label"))
     with gr.Accordion(I18nData("header.help_title"), open=not (ctx.server_token or ctx.offline)):
-        gr.Markdown(I18nData("header.help"))
+        gr.Markdown(I18nData(help_key(ctx.site)))
 
     set_token, set_remember, load_remembered, check_token = make_handlers(ctx)
 
@@ -214,7 +235,8 @@ def build(ctx: AppContext, demo: gr.Blocks) -> Shared:
         ctx.forget_session(session_id(request))
 
     private = {"api_visibility": "private", "show_progress": "hidden"}
-    token_box.change(set_token, [token_box, remember], [token_state, stored, status], queue=False, **private)
+    token_box.change(set_token, [token_box, remember], [token_state, stored, status, quota_md],
+                     queue=False, **private)
     remember.input(set_remember, [remember, token_state], [stored, status], queue=False, **private)
     demo.load(load_remembered, [stored, stored_student], [token_state, remember, status, stored_student],
               queue=False, **private)

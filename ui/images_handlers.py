@@ -31,7 +31,7 @@ from modelscope_api.snippets import image_snippet
 from . import images_logic as L
 from .context import SOURCE_SERVER, AppContext, QuotaCapReached, session_id
 from .explain import explain, lang_of
-from .shared import format_quota
+from .shared import answered_by_server, format_quota
 from .uploads import data_url, read_upload, upload_path
 
 TIMEOUT_ENV = "STUDIO_IMAGE_TIMEOUT"
@@ -128,7 +128,7 @@ class ImageHandlers:
 
     def explain_failure(self, err: BaseException, last: StatusUpdate | None, lang: str) -> str:
         """explain(), plus the task id when only this tab knows it (e.g. a poll's 500)."""
-        msg = explain(err, lang)
+        msg = explain(err, lang, self.ctx.site)
         task = last.task_id if last else None
         if task and task not in msg:
             msg += f" (task {task})" if lang != "zh" else f"（任务 {task}）"
@@ -179,7 +179,7 @@ class ImageHandlers:
             upload_urls = self.upload_urls(uploads) if catalog.is_edit_model(settings["model"]) else []
             req = L.request_from_settings(settings, upload_urls)
         except ValidationError as err:
-            msg = explain(err, lang)
+            msg = explain(err, lang, self.ctx.site)
             gr.Warning(msg)
             yield _outputs(status=self.t("img.status_invalid", lang, msg=msg))
             return
@@ -188,7 +188,7 @@ class ImageHandlers:
         try:
             token, source = self._token(token_state, request, student)
         except (MissingTokenError, QuotaCapReached) as err:
-            msg = explain(err, lang)
+            msg = explain(err, lang, self.ctx.site)
             gr.Warning(msg)
             yield _outputs(status=self.t("img.status_error", lang, msg=msg), code=code)
             return
@@ -233,8 +233,8 @@ class ImageHandlers:
                 key, msg = "img.status_error", self.explain_failure(err, last, lang)
                 status = self.t(key, lang, msg=msg)
             out = dict(status=status)
-            if quota is not None:
-                out["quota"] = format_quota(self.ctx, quota, source, request, lang)
+            if last is not None or answered_by_server(err):  # the submit was answered
+                out["quota"] = format_quota(self.ctx, quota, source, request, lang, answered=True) or gr.skip()
             if key == "img.status_error":
                 gr.Warning(msg)
             yield _outputs(**out)
@@ -255,7 +255,7 @@ class ImageHandlers:
                       elapsed=result.elapsed, name=Path(names[0]).name if names else "-")
         yield _outputs(
             status=done, gallery=L.gallery_value(history), seed=result.seed, record=record, files=files,
-            quota=format_quota(self.ctx, result.quota, source, request, lang) or gr.skip(),
+            quota=format_quota(self.ctx, result.quota, source, request, lang, answered=True) or gr.skip(),
             history=history,
         )
 
@@ -276,7 +276,7 @@ class ImageHandlers:
                                      guidance, loras, image_url, randomize_seed)
             token, source = self._token(token_state, request, student)
         except (ModelScopeError, QuotaCapReached) as err:
-            raise gr.Error(explain(err, lang), print_exception=False) from None
+            raise gr.Error(explain(err, lang, self.ctx.site), print_exception=False) from None
         cancel, seen = threading.Event(), []
         self._register(sid, cancel)
         try:
@@ -333,7 +333,7 @@ class ImageHandlers:
         try:
             return L.normalised_table(table)
         except ValidationError as err:
-            gr.Warning(explain(err, lang_of(request)))
+            gr.Warning(explain(err, lang_of(request), self.ctx.site))
             return gr.skip()
 
     def select(self, evt: gr.SelectData):

@@ -135,8 +135,11 @@ def _valid_conversation(conv: Any) -> dict | None:
 
 
 def make_ask(ctx: AppContext):
-    def vision(image_url: str, image: str | None, question: str, model: str,
-               conversation: dict | None, token_state: str | None, request: gr.Request):
+    # Every parameter has a default, so a program can call /vision with just image_url and
+    # question (gradio_client treats a parameter whose default is None as optional).
+    def vision(image_url: str | None = None, image: str | None = None, question: str | None = None,
+               model: str = catalog.DEFAULT_VISION_MODEL, conversation: dict | None = None,
+               token_state: str | None = None, request: gr.Request = None):
         """Ask `model` a `question` about an image given as `image_url` (http(s) link) and/or
         `image` (an upload; it wins when both are given). Later calls in the same session
         without an image (or with the same image) are follow-ups about it. Streams the

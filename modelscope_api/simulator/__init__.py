@@ -68,8 +68,26 @@ chat/images/task/download/models), POST /_sim/faults, or the request header
   - "image_404": the next submitted task's output URL answers 404 (scope="download": the next
     download answers 404 instead).
   - "task_not_found": the next poll answers 404 task not found.
-  Task faults (task_failed, spurious_failed, task_never_finishes, image_404) are attached to
-  the task by the submit that consumes them.
+  Task faults (task_failed*, task_canceled, task_unknown, spurious_failed,
+  task_never_finishes, image_404) are attached to the task by the submit that consumes them.
+  Replies quoted from other clients' captures of the real service (protocol page, "More from
+  real captures"):
+  - "task_canceled" / "task_unknown": the task ends CANCELED / UNKNOWN (no reason, no image).
+  - "task_failed_flat" / "task_failed_error": the task ends FAILED with its reason in a flat
+    `error_message` (+ `error_code`) / in `error.message` with the request id inside `error`.
+  - "hollow_reply": the next chat answers 200 carrying nothing: `"choices": null`,
+    `"object": ""`, `"created": 0`, zero usage (streamed: a null-choices and an empty-choices
+    chunk, then [DONE]).
+  - "hollow_chunks": the next streamed chat mixes keep-alive chunks (`"choices": null` / `[]`)
+    into a normal answer and sends its usage in a chunk of its own with no choices.
+  - "thinking_alt_wording": a thinking call without streaming gets the other wording of the
+    400 ("enable thinking can not be support when stream=False.", code invalid_parameter_error).
+  - "unbound_inner_id": the next call answers 401 "Please bind your Alibaba Cloud account
+    before use." with the request_id inside the error object (request fault, like "500").
+  - "bare_400": the next call answers 400 with an empty body (request fault).
+  - "no_quota_headers": the next counted call's reply has no modelscope-ratelimit-* headers.
+  The "429" fault on a counted call of a working token carries headers that still show calls
+  left (a burst limit); the `ms-test-quota` token's 429 shows 0 left (the day's quota).
 """
 
 from .app import create_app

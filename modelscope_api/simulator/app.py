@@ -274,6 +274,8 @@ def create_app(state: SimState) -> FastAPI:
             return family_error(400, "The request body must be a JSON object.")
         model = body.get("model")
         allowed, qh = state.count_request(ctx.fp, model if isinstance(model, str) else "")
+        if take(ctx, "no_quota_headers", (scope,)):
+            qh = {}  # metering by credits: the reply carries no modelscope-ratelimit-* headers
         if not allowed:
             return family_error(429, headers=qh)
         return ctx, body, qh
@@ -312,6 +314,11 @@ def create_app(state: SimState) -> FastAPI:
             return Response(HTML_502, status_code=502, media_type="text/html")
         if fault == "500":
             return family_error(500, wire.MSG_SERVER_BUSY)
+        if fault == "unbound_inner_id":  # the request id inside the error object
+            return JSONResponse({"error": {"message": wire.MSG_ALIYUN_NOT_BOUND,
+                                           "request_id": new_request_id()}}, status_code=401)
+        if fault == "bare_400":  # how some unbound accounts are answered: no body at all
+            return Response(b"", status_code=400)
         if fault == "429":
             headers = None
             if counted and fp and state.behavior(token) == "ok":
@@ -402,6 +409,9 @@ def create_app(state: SimState) -> FastAPI:
             mode == catalog.THINKING_SWITCH and enable_thinking is not False
         )
         if mode == catalog.THINKING_SWITCH and thinking and not stream:
+            if take(ctx, "thinking_alt_wording", ("chat",)):
+                return _error_shape(400, wire.MSG_THINKING_NON_STREAM_ALT, "invalid_parameter_error",
+                                    "invalid_request_error", headers=qh)
             return bad(wire.MSG_THINKING_NON_STREAM)
 
         lower = model.lower()
@@ -440,11 +450,16 @@ def create_app(state: SimState) -> FastAPI:
         slow = take(ctx, "slow_first_token", ("chat",))
         cut = stream and take(ctx, "stream_cut", ("chat",))
         malformed = stream and take(ctx, "malformed_chunk", ("chat",))
+        hollow = take(ctx, "hollow_reply", ("chat",))
+        keepalive = stream and take(ctx, "hollow_chunks", ("chat",))
         ttft = cfg.slow_ttft if slow else cfg.ttft
         tps = float(cfg.tokens_per_second)
         completion_id = "chatcmpl-" + uuid.uuid4().hex
         created = int(time.time())
         headers = {**qh, "x-request-id": new_request_id()}
+
+        if hollow:
+            return _hollow_reply(stream, model, headers)
 
         if not stream:
             n = len(content) + len(reasoning)
@@ -480,6 +495,7 @@ def create_app(state: SimState) -> FastAPI:
             tps=tps,
             cut=cut,
             malformed=malformed,
+            keepalive=keepalive,
         )
         return StreamingResponse(
             gen,
@@ -845,9 +861,12 @@ async def _stream_events(
     tps: float,
     cut: bool,
     malformed: bool,
+    keepalive: bool = False,
 ):
     """SSE chunks: one token per chunk, the first after ttft, then tps tokens a second
-    (chunks that fall due together are written together, at least 4 ms apart)."""
+    (chunks that fall due together are written together, at least 4 ms apart).
+    keepalive: chunks with `"choices": null` and `"choices": []` (keep-alive, usage-only) go
+    out first, every few tokens and before the last chunk, as the real service sends them."""
 
     def chunk(delta: dict, finish_reason: str | None = None, with_usage: bool = False) -> bytes:
         obj = {
@@ -866,10 +885,19 @@ async def _stream_events(
     n = len(events)
     bad_at = max(1, n // 2) if malformed else -1
 
+    def hollow(i: int) -> bytes:
+        if not keepalive or i % 5:
+            return b""
+        obj = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
+               "model": model, "choices": None if i % 10 == 0 else []}
+        if i % 10:
+            obj["usage"] = None
+        return _sse(obj)
+
     def frame(i: int) -> bytes:
-        bad = b""
+        bad = hollow(i)
         if i == bad_at:  # a data: line that is not JSON, then the stream goes on
-            bad = (b'data: {"id": "' + completion_id.encode() + b'", "object": '
+            bad += (b'data: {"id": "' + completion_id.encode() + b'", "object": '
                    b'"chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "\n\n')
         kind, token = events[i]
         delta: dict[str, Any] = {}
@@ -882,14 +910,32 @@ async def _stream_events(
             delta["content"] = token
             if thinking:
                 delta["reasoning_content"] = None if i % 2 else ""
-        return bad + chunk(delta)
+        bad += chunk(delta)  # (bad holds the keep-alive or malformed line, if any)
+        return bad
 
     async for batch in _paced(frame, n, ttft=ttft, tps=tps, cut=cut):
         yield batch
     final: dict[str, Any] = {"content": ""}
     if n == 0:
         final["role"] = "assistant"
-    yield chunk(final, finish, with_usage=True) + b"data: [DONE]\n\n"
+    usage_only = b""
+    if keepalive:  # the usage in a chunk of its own, with no choices
+        usage_only = _sse({"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                           "model": model, "choices": [], "usage": usage})
+    yield chunk(final, finish, with_usage=not keepalive) + usage_only + b"data: [DONE]\n\n"
+
+
+def _hollow_reply(stream: bool, model: str, headers: dict) -> Response:
+    """A 200 that carries nothing, as captured from the real service: `"choices": null`,
+    `"object": ""`, `"created": 0`, zero usage; streamed, chunks whose choices are null or []."""
+    usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    if not stream:
+        return JSONResponse({"id": "", "object": "", "created": 0, "model": model, "choices": None,
+                             "usage": usage}, headers=headers)
+    body = (_sse({"id": "", "object": "", "created": 0, "model": model, "choices": None})
+            + _sse({"id": "", "object": "", "created": 0, "model": model, "choices": [], "usage": usage})
+            + b"data: [DONE]\n\n")
+    return Response(body, media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"})
 
 
 def _sse_event(name: str, obj: Any) -> bytes:

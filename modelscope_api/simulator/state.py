@@ -31,11 +31,30 @@ FAULTS = (
     "task_never_finishes",
     "image_404",
     "task_not_found",
+    # replies quoted from other clients' captures of the real service (protocol page)
+    "task_canceled",
+    "task_unknown",
+    "task_failed_flat",
+    "task_failed_error",
+    "hollow_reply",
+    "hollow_chunks",
+    "thinking_alt_wording",
+    "unbound_inner_id",
+    "bare_400",
+    "no_quota_headers",
 )
 SCOPES = ("chat", "images", "task", "download", "models")
-REQUEST_FAULTS = frozenset({"500", "502", "429"})
+REQUEST_FAULTS = frozenset({"500", "502", "429", "unbound_inner_id", "bare_400"})
 STREAM_FAULTS = frozenset({"slow_first_token", "stream_cut", "malformed_chunk"})
-SUBMIT_FAULTS = frozenset({"task_failed", "spurious_failed", "task_never_finishes", "image_404"})
+# How a task ends, chosen by the submit that consumes the fault: (status, error body key).
+TASK_ENDINGS = {
+    "task_failed": (wire.STATUS_FAILED, "errors"),
+    "task_failed_flat": (wire.STATUS_FAILED, "error_message"),
+    "task_failed_error": (wire.STATUS_FAILED, "error"),
+    "task_canceled": (wire.STATUS_CANCELED, None),
+    "task_unknown": (wire.STATUS_UNKNOWN, None),
+}
+SUBMIT_FAULTS = frozenset({*TASK_ENDINGS, "spurious_failed", "task_never_finishes", "image_404"})
 POLL_FAULTS = frozenset({"task_not_found"})
 
 BEHAVIORS = ("ok", "unbound", "unverified", "quota", "invalid")
@@ -138,8 +157,16 @@ class Task:
         return self.created + self.duration
 
     @property
+    def ending(self) -> tuple[str, str | None] | None:
+        """(final status, where its reason goes) for a task that does not succeed, else None."""
+        for name in sorted(self.faults):
+            if name in TASK_ENDINGS:
+                return TASK_ENDINGS[name]
+        return None
+
+    @property
     def failed(self) -> bool:
-        return "task_failed" in self.faults
+        return self.ending is not None
 
 
 def new_request_id() -> str:
@@ -366,8 +393,8 @@ class SimState:
             elapsed = now - task.created
             end = task.end
             if end is not None and now >= end:
-                if task.failed:
-                    return _failed_body(task, 422, wire.MSG_INAPPROPRIATE)
+                if task.ending is not None:
+                    return _ended_body(task, *task.ending)
                 return {
                     "task_status": wire.STATUS_SUCCEED,
                     "output_images": [f"{base_url}_sim/files/{name}" for name in task.files],
@@ -388,6 +415,21 @@ class SimState:
             if end is not None and elapsed >= task.duration * 0.6:
                 status = wire.STATUS_PROCESSING
             return {"task_status": status, "outputs": {}, "task_id": "", "request_id": ""}
+
+
+def _ended_body(task: Task, status: str, reason_key: str | None) -> dict:
+    """A task that ended without an image. FAILED carries its reason in one of the shapes
+    seen from the real service; CANCELED and UNKNOWN carry none."""
+    if reason_key is None:
+        return {"task_status": status, "outputs": {}, "request_id": new_request_id(), "task_id": task.id}
+    if reason_key == "error_message":
+        return {"task_status": status, "error_message": wire.MSG_INAPPROPRIATE, "error_code": 422,
+                "outputs": {}, "request_id": new_request_id(), "task_id": task.id}
+    if reason_key == "error":
+        return {"task_status": status, "outputs": {}, "task_id": task.id,
+                "error": {"code": "DataInspectionFailed", "message": wire.MSG_INAPPROPRIATE,
+                          "request_id": new_request_id()}}
+    return _failed_body(task, 422, wire.MSG_INAPPROPRIATE)
 
 
 def _failed_body(task: Task, code: Any, message: str) -> dict:
