@@ -158,3 +158,14 @@ def test_log_holds_fingerprints_never_the_token(sim):
     for entry in entries:
         assert secret not in json.dumps(entry.to_dict(), default=str)
     assert secret not in httpx.get(sim.base_url + "_sim/log").text
+
+
+def test_sampling_settings_reach_the_wire_through_extra_body(sim):
+    # anthropic 2.x's messages.stream() takes no temperature/top_p arguments: they travel in
+    # extra_body, and the JSON body carries them where the Anthropic API reads them.
+    events = list(client(sim).stream(req(temperature=0.3, top_p=0.5, max_tokens=20)))
+    assert isinstance(events[-1], ChatDone)
+    sent = sim.requests("/v1/messages")[-1].json
+    assert sent["temperature"] == 0.3 and sent["top_p"] == 0.5 and sent["max_tokens"] == 20
+    assert "extra_body" not in sent
+
