@@ -37,7 +37,8 @@ def anthropic_base_url(base_url: str) -> str:
 def messages_kwargs(req: ChatRequest) -> dict[str, Any]:
     """The keyword arguments for `client.messages.create/stream` (validates; pure).
 
-    system_prompt and any role "system" messages become `system=`; the rest pass through."""
+    system_prompt and any role "system" messages become `system=`; the rest pass through;
+    temperature and top_p go in `extra_body`."""
     req.validate()
     system_parts: list[str] = []
     if req.system_prompt and req.system_prompt.strip():
@@ -57,10 +58,15 @@ def messages_kwargs(req: ChatRequest) -> dict[str, Any]:
     }
     if system_parts:
         kw["system"] = "\n\n".join(system_parts)
+    # anthropic 2.x no longer takes temperature/top_p as arguments, but the wire still does:
+    # extra_body (merged into the JSON body by every SDK version) carries them.
+    sampling: dict[str, float] = {}
     if req.temperature is not None:
-        kw["temperature"] = float(req.temperature)
+        sampling["temperature"] = float(req.temperature)
     if req.top_p is not None:
-        kw["top_p"] = float(req.top_p)
+        sampling["top_p"] = float(req.top_p)
+    if sampling:
+        kw["extra_body"] = sampling
     return kw
 
 

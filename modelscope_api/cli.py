@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from . import catalog
+from . import catalog, protocols
 from .config import BASE_URL_ENV_VAR, SNIPPET_TOKEN_ENV_VAR, Settings, Site, fingerprint, redact, site_for
 from .errors import TOKEN_PAGE, EmptyAnswerError, MissingTokenError, ModelScopeError, ValidationError
 
@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int, metavar="N")
     chat.add_argument("--temperature", type=float, metavar="F")
     chat.add_argument("--top-p", type=float, metavar="F")
+    chat.add_argument("--protocol", choices=protocols.PROTOCOLS, default=protocols.OPENAI,
+                      help="openai (default): POST /v1/chat/completions; anthropic: the "
+                      "Anthropic-compatible endpoint (beta), POST /v1/messages, text only, no thinking")
 
     image = sub.add_parser("image", help="generate an image and save it (path on stdout)")
     image.add_argument("prompt", metavar="PROMPT")
@@ -125,8 +128,17 @@ def _say(stream: TextIO, text: str = "", end: str = "\n") -> None:
 
 
 def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .chat import ChatClient, ChatDone, ChatRequest, ContentDelta, ReasoningDelta, vision_message
+    from .chat import ChatDone, ChatRequest, ContentDelta, ReasoningDelta, vision_message
 
+    if args.protocol == protocols.ANTHROPIC:
+        # Said before anything is sent: the Anthropic path takes neither a picture nor the switch.
+        if args.image_url:
+            raise ValidationError("--image-url", args.image_url, "--protocol openai",
+                                  "--image-url works with --protocol openai only")
+        if args.thinking:
+            raise ValidationError("--thinking", True, "--protocol openai",
+                                  "--thinking works with --protocol openai only: the "
+                                  "Anthropic-compatible endpoint has no thinking switch")
     if args.image_url:
         message = vision_message(args.prompt, _image_source(args.image_url))
         model = args.model or catalog.DEFAULT_VISION_MODEL
@@ -138,10 +150,10 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     req = ChatRequest(
         model=model, messages=[message], system_prompt=args.system,
         temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
-        enable_thinking=args.thinking,
+        enable_thinking=args.thinking if args.protocol == protocols.OPENAI else None,
     )
-    req.validate()
-    client = ChatClient()
+    protocols.request_kwargs(req, args.protocol)  # validates as that protocol's client sends it
+    client = protocols.chat_client(args.protocol)
     _need_token(client.settings)
     thinking = False
     wrote = False

@@ -1,7 +1,9 @@
 """"Show the code": a request rendered as a short, runnable Python script.
 
-The chat script uses the official `openai` SDK, the image script plain `requests` (like the
-classroom lesson, with a task id printed and time+prompt file names). Both read the token
+The chat script uses the official `openai` SDK (or, for the Anthropic-compatible endpoint,
+the `anthropic` SDK as ModelScope's documentation shows it), the image script plain
+`requests` (like the classroom lesson, with a task id printed and time+prompt file names).
+All of them read the token
 from the environment (config.SNIPPET_TOKEN_ENV_VAR): these functions never even see it.
 Inline images (data: URLs, possibly megabytes) are not pasted; the script reads a local
 file instead and says so in a comment.
@@ -15,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import wire
+from .anthropic_chat import anthropic_base_url, messages_kwargs
 from .chat import ChatRequest
 from .config import SNIPPET_TOKEN_ENV_VAR, chat_base_url, normalize_base_url
 from .images import ImageRequest, build_payload
@@ -174,6 +177,47 @@ def chat_snippet(req: ChatRequest, base_url: str | None = None) -> str:
     return "".join(lines)
 
 
+def anthropic_snippet(req: ChatRequest, base_url: str | None = None) -> str:
+    """Python (anthropic SDK) that streams the same request AnthropicChatClient.stream sends."""
+    kwargs = messages_kwargs(req)  # validates, exactly what the client sends
+    urls = _DataUrls()
+    messages = [_swap_message_urls(m, urls) for m in kwargs.pop("messages")]
+    api_base = anthropic_base_url(base_url or wire.DEFAULT_BASE_URL)
+
+    modules = ["os"] + (["base64", "mimetypes"] if urls.files else [])
+    lines = [
+        _docstring(
+            f"Chat with {kwargs['model']} on ModelScope API-Inference through its\n"
+            "Anthropic-compatible endpoint (beta).\n\n"
+            f"Run:  {SNIPPET_TOKEN_ENV_VAR}=<your token> python this_script.py\n"
+        ),
+        _imports(modules, ["import anthropic"]),
+        urls.helper(),
+        "\n\nclient = anthropic.Anthropic(\n"
+        f"    api_key=os.environ[{_str_literal(SNIPPET_TOKEN_ENV_VAR)}],  # your ModelScope access token\n"
+        f"    base_url={_str_literal(api_base)},  # without /v1: the SDK adds /v1/messages\n"
+        ")\n\n",
+        "with client.messages.stream(\n",
+        f"    model={_str_literal(kwargs.pop('model'))},\n",
+        f"    max_tokens={py_literal(kwargs.pop('max_tokens'))},\n",
+    ]
+    if "system" in kwargs:
+        lines.append(f"    system={_str_literal(kwargs.pop('system'))},\n")
+    lines.append(f"    messages={py_literal(messages, 1)},\n")
+    if "extra_body" in kwargs:
+        lines.append("    # temperature and top_p go in the request body (anthropic 2.x takes no such arguments)\n"
+                     f"    extra_body={py_literal(kwargs.pop('extra_body'), 1)},\n")
+    for key, value in kwargs.items():
+        lines.append(f"    {key}={py_literal(value, 1)},\n")
+    lines.append(
+        ") as stream:\n"
+        "    for text in stream.text_stream:\n"
+        '        print(text, end="", flush=True)\n'
+        "print()\n"
+    )
+    return "".join(lines)
+
+
 def _swap_message_urls(message: Mapping[str, Any], urls: _DataUrls) -> dict[str, Any]:
     msg = dict(message)
     content = msg.get("content")
@@ -286,4 +330,4 @@ for i, url in enumerate(images, start=1):
     return "".join(head) + body
 
 
-__all__ = ["chat_snippet", "image_snippet", "py_literal"]
+__all__ = ["anthropic_snippet", "chat_snippet", "image_snippet", "py_literal"]

@@ -158,3 +158,43 @@ def test_log_holds_fingerprints_never_the_token(sim):
     for entry in entries:
         assert secret not in json.dumps(entry.to_dict(), default=str)
     assert secret not in httpx.get(sim.base_url + "_sim/log").text
+
+
+def test_sampling_settings_reach_the_wire_through_extra_body(sim):
+    # anthropic 2.x's messages.stream() takes no temperature/top_p arguments: they travel in
+    # extra_body, and the JSON body carries them where the Anthropic API reads them.
+    events = list(client(sim).stream(req(temperature=0.3, top_p=0.5, max_tokens=20)))
+    assert isinstance(events[-1], ChatDone)
+    sent = sim.requests("/v1/messages")[-1].json
+    assert sent["temperature"] == 0.3 and sent["top_p"] == 0.5 and sent["max_tokens"] == 20
+    assert "extra_body" not in sent
+
+
+# --------------------------------------------------------------------------- protocols
+
+
+def test_check_protocol_takes_the_two_names_only():
+    from modelscope_api.protocols import ANTHROPIC, OPENAI, check_protocol
+
+    assert check_protocol(OPENAI) == "openai" and check_protocol(ANTHROPIC) == "anthropic"
+    for bad in ("claude", "OpenAI", " openai", "", None, 1, ["openai"], {"openai": 1}):
+        with pytest.raises(errors.ValidationError) as info:
+            check_protocol(bad)
+        assert info.value.field == "protocol" and "openai or anthropic" in str(info.value)
+
+
+def test_protocol_picks_the_client_and_its_request():
+    from modelscope_api.anthropic_chat import messages_kwargs
+    from modelscope_api.chat import ChatClient
+    from modelscope_api.protocols import chat_client, request_kwargs
+
+    r = req(system_prompt="Be brief.", enable_thinking=True)
+    assert isinstance(chat_client("anthropic", TOKEN, "http://127.0.0.1:9/"), AnthropicChatClient)
+    assert isinstance(chat_client("openai", TOKEN, "http://127.0.0.1:9/"), ChatClient)
+    assert request_kwargs(r, "anthropic") == messages_kwargs(r)
+    assert "enable_thinking" not in json.dumps(request_kwargs(r, "anthropic"))
+    assert request_kwargs(r, "openai") == r.create_kwargs(stream=True)
+    with pytest.raises(errors.ValidationError):
+        chat_client("claude", TOKEN)
+    with pytest.raises(errors.ValidationError):
+        request_kwargs(r, "claude")

@@ -11,6 +11,7 @@ import pytest
 import requests
 from gradio_client import Client
 from gradio_client.exceptions import AppError
+from gradio_client.exceptions import ValidationError as RefusedAtTheDoor
 
 from modelscope_api.config import fingerprint
 from ui import chat_tab
@@ -30,13 +31,20 @@ def client(studio, token: str | None = TOKEN, lang: str = "en") -> Client:
 
 
 def chat(c: Client, message: str, model: str = INSTRUCT, *, system_prompt: str = "",
-         temperature: float = 0.7, top_p: float = 0.8, max_tokens: int = 0, enable_thinking: bool = False):
+         temperature: float = 0.7, top_p: float = 0.8, max_tokens: int = 0, enable_thinking: bool = False,
+         **protocol):
+    """/chat as programs call it; `protocol=...` only when given, as older callers never send it."""
     return c.submit(message, model, system_prompt, temperature, top_p, max_tokens, enable_thinking,
-                    api_name="/chat")
+                    api_name="/chat", **protocol)
 
 
 def chat_requests(sim) -> list:
     return [e for e in sim.log if e.path.endswith("/chat/completions")]
+
+
+def messages_requests(sim) -> list:
+    """Requests to the Anthropic-compatible endpoint."""
+    return [e for e in sim.log if e.path.endswith("/v1/messages")]
 
 
 def answer_text(messages: list) -> str:
@@ -336,3 +344,130 @@ def test_toast_escapes_server_text_and_links_urls():
 
     assert "<b>" not in chat_tab.toast(ServerError("<b>boom</b>"), "en")
     assert '<a href="https://modelscope.cn/my/myaccesstoken"' in chat_tab.toast(AuthenticationError("x"), "en")
+
+
+# --------------------------------------------------------------------------- Anthropic protocol
+
+
+def test_anthropic_protocol_streams_an_answer_over_v1_messages(clean_studio):
+    sim = clean_studio.sim
+    sim.set_config(tokens_per_second=150)
+    try:
+        job = chat(client(clean_studio, "ms-test-chat-anthropic"), "Tell me about pandas",
+                   system_prompt="Be brief.", temperature=0.3, top_p=0.5, max_tokens=60, protocol="anthropic")
+        outputs = list(job)
+    finally:
+        sim.set_config(tokens_per_second=3000)
+    answers = [answer_text(o[0]) for o in outputs if o[0]]
+    assert len(answers) >= 3, answers  # it streamed
+    for shorter, longer in zip(answers, answers[1:]):
+        assert longer.startswith(shorter)
+    final, quota, code = job.result()
+    assert "pandas" in answer_text(final) and not any(m.get("metadata") for m in final)
+    # one POST /v1/messages, nothing on the OpenAI-compatible path
+    assert chat_requests(sim) == []
+    [entry] = messages_requests(sim)
+    assert entry.method == "POST" and entry.token_fingerprint == fingerprint("ms-test-chat-anthropic")
+    assert entry.json["system"] == "Be brief." and entry.json["stream"] is True
+    assert entry.json["max_tokens"] == 60 and entry.json["temperature"] == 0.3 and entry.json["top_p"] == 0.5
+    assert entry.json["messages"] == [{"role": "user", "content": "Tell me about pandas"}]
+    # Show code: the anthropic SDK script, base URL without /v1, token from the environment only
+    assert "anthropic.Anthropic(" in code and "client.messages.stream(" in code
+    assert f'base_url="{clean_studio.sim.base_url.rstrip("/")}"' in code
+    assert "ms-test-chat-anthropic" not in code and 'os.environ["MODELSCOPE_ACCESS_TOKEN"]' in code
+    # the quota line comes from the Anthropic reply's headers, and moves with each call
+    assert "Calls left today: **1999/2000**" in quota
+    _, quota, _ = chat(client(clean_studio, "ms-test-chat-anthropic"), "again", protocol="anthropic").result()
+    assert "Calls left today: **1998/2000**" in quota
+
+
+def test_openai_stays_the_default_protocol(clean_studio):
+    sim = clean_studio.sim
+    _, _, code = chat(client(clean_studio), "hi").result()  # a call written before the protocol existed
+    assert len(chat_requests(sim)) == 1 and messages_requests(sim) == []
+    assert "chat.completions.create" in code and "anthropic" not in code
+    chat(client(clean_studio), "hi", protocol="openai").result()
+    assert len(chat_requests(sim)) == 2 and messages_requests(sim) == []
+    [endpoint] = [p for p in client(clean_studio).view_api(print_info=False, return_format="dict")
+                  ["named_endpoints"]["/chat"]["parameters"] if p["parameter_name"] == "protocol"]
+    assert endpoint["parameter_default"] == "openai" and endpoint["type"]["enum"] == ["openai", "anthropic"]
+
+
+@pytest.mark.parametrize("model", [SWITCH, ALWAYS])
+def test_anthropic_protocol_never_sends_enable_thinking(clean_studio, model):
+    final, _, code = chat(client(clean_studio), "2+2?", model, enable_thinking=True, protocol="anthropic").result()
+    [entry] = messages_requests(clean_studio.sim)
+    assert "enable_thinking" not in entry.json and "thinking" not in entry.json
+    assert len(final) == 1 and not final[0].get("metadata")  # no Thinking box
+    assert "enable_thinking" not in code
+
+
+@pytest.mark.parametrize("bad", ["claude", "OpenAI", "", None, 7])
+def test_a_bad_protocol_is_refused_before_anything_is_sent(clean_studio, bad):
+    # A value the Radio cannot hold is refused at the queue's door (ui/door.py), before the
+    # queue; None (which the Radio takes) by the handler's own check.
+    with pytest.raises((RefusedAtTheDoor, AppError)) as info:
+        chat(client(clean_studio), "hello", protocol=bad).result()
+    text = str(info.value)
+    assert "protocol" in text and "openai or anthropic" in text and "Nothing was sent" in text, text
+    assert clean_studio.sim.log == []
+
+
+def test_a_bad_protocol_over_raw_http_is_refused_in_the_users_language(clean_studio):
+    base = clean_studio.url.rstrip("/")
+    r = requests.post(f"{base}/gradio_api/call/chat", timeout=10,
+                      json={"data": ["你好", INSTRUCT, "", 0.7, 0.8, 0, False, "claude"], "session_hash": "raw-p"},
+                      headers={"accept-language": "zh-CN,zh;q=0.9", "X-ModelScope-Token": TOKEN})
+    assert r.status_code == 422
+    text = json.dumps(r.json(), ensure_ascii=False)
+    assert "protocol" in text and "请求未发送" in text, text
+    assert clean_studio.sim.log == []
+
+
+def test_a_bad_protocol_in_the_handler_is_a_validation_note(simulator, fake_request):
+    respond = chat_tab.make_respond(AppContext(base_url=simulator.base_url))
+    before = len(simulator.log)
+    for bad, lang, words in [("claude", "en", "Nothing was sent"), (None, "zh", "请求未发送")]:
+        outputs = list(respond("hi", [], INSTRUCT, "", 0.7, 0.8, 0, False, TOKEN, fake_request(lang=lang),
+                               protocol=bad))
+        note = handler_error(outputs)
+        assert "protocol" in note and "openai or anthropic" in note and words in note
+    assert len(simulator.log) == before
+
+
+@pytest.mark.parametrize(
+    ("token", "lang", "expected"),
+    [
+        ("ms-invalid-token", "en", "token was refused (401)"),
+        ("ms-test-unbound", "zh", "阿里云"),
+        ("ms-test-unverified", "en", "real-name verification"),
+        ("ms-test-quota", "en", "quota is used up"),
+    ],
+)
+def test_anthropic_errors_are_explained_like_openai_ones(clean_studio, token, lang, expected):
+    with pytest.raises(AppError) as info:
+        chat(client(clean_studio, token, lang=lang), "hello", protocol="anthropic").result()
+    assert expected in str(info.value)
+    assert chat_requests(clean_studio.sim) == [] and len(messages_requests(clean_studio.sim)) >= 1
+
+
+def test_anthropic_broken_stream_keeps_the_partial_answer(clean_studio):
+    clean_studio.sim.inject("stream_cut", scope="chat")
+    final, _, _ = chat(client(clean_studio), "Tell me a long story", protocol="anthropic").result()
+    titles = [(m.get("metadata") or {}).get("title", "") for m in final]
+    assert any("cut off" in t for t in titles), final
+    assert "Tell me a long story" in answer_text(final)
+
+
+def test_thinking_controls_follow_model_and_protocol():
+    def shown(model, protocol):
+        return tuple(u["visible"] for u in chat_tab.thinking_controls(model, protocol))
+
+    # (checkbox, "always thinks" note, "no thinking over Anthropic" note)
+    assert shown(SWITCH, "openai") == (True, False, False)
+    assert shown(ALWAYS, "openai") == (False, True, False)
+    assert shown(INSTRUCT, "openai") == (False, False, False)
+    assert shown(SWITCH, "anthropic") == (False, False, True)
+    assert shown(ALWAYS, "anthropic") == (False, False, True)
+    assert shown(INSTRUCT, "anthropic") == (False, False, False)
+    assert shown(None, "anthropic") == (False, False, False)  # a stranger's value breaks nothing

@@ -95,6 +95,10 @@ RUNS: dict[str, Run] = {
                          "ms-test-cli-7", sub=True),
     "chat_vision_local": Run(["chat", "What colour is this?", "--image-url", "photo.png"], "ms-test-cli-8",
                              files={"photo.png": png()}),
+    "chat_anthropic": Run(["chat", "hello over anthropic", "--protocol", "anthropic", "--system", "Be brief.",
+                           "--max-tokens", "40", "--temperature", "0.5"], "ms-test-cli-a1", sub=True),
+    "chat_anthropic_thinking_model": Run(["chat", "2+2?", "--protocol", "anthropic", "--model", "Qwen/QwQ-32B"],
+                                         "ms-test-cli-a2"),
     "check": Run(["check"], "ms-test-cli-9"),
     "models": Run(["models"], None, quiet=True),
     "models_image": Run(["models", "--kind", "image"], None, quiet=True),
@@ -120,6 +124,11 @@ RUNS: dict[str, Run] = {
     "malformed_chunk": Run(["chat", "hi"], "ms-test-cli-21", setup=[("malformed_chunk", None, 1)]),
     "unknown_model": Run(["image", "hi", "--model", "nobody/no-such-model"], "ms-test-cli-22"),
     "unreachable": Run(["chat", "hi"], "ms-test-cli-23", base_url="http://127.0.0.1:9/"),
+    "anthropic_unknown_token": Run(["chat", "hi", "--protocol", "anthropic"], "ms-cli-not-a-test-token-a"),
+    "anthropic_unbound": Run(["chat", "hi", "--protocol", "anthropic"], "ms-test-unbound"),
+    "anthropic_500": Run(["chat", "hi", "--protocol", "anthropic"], "ms-test-cli-a3", setup=[("500", "chat", None)]),
+    "anthropic_stream_cut": Run(["chat", "tell me a long story", "--protocol", "anthropic"], "ms-test-cli-a4",
+                                setup=[("stream_cut", None, 1)]),
     # --- bad input: exit 2 and nothing sent
     "size_too_big": Run(["image", "x", "--size", "5000x5000"], "ms-test-cli-v1", quiet=True, sub=True),
     "size_ratio": Run(["image", "x", "--size", "16:9"], "ms-test-cli-v2", quiet=True),
@@ -145,6 +154,13 @@ RUNS: dict[str, Run] = {
     "no_token_check": Run(["check"], None, quiet=True),
     "bad_base_url": Run(["chat", "x"], "ms-test-cli-v18", quiet=True, base_url="ftp://example.com/"),
     "no_command": Run([], "ms-test-cli-v19", quiet=True),
+    "protocol_unknown": Run(["chat", "hi", "--protocol", "claude"], "ms-test-cli-v20", quiet=True),
+    "anthropic_image_url": Run(["chat", "hi", "--protocol", "anthropic", "--image-url", "https://x/y.png"],
+                               "ms-test-cli-v21", quiet=True),
+    "anthropic_thinking": Run(["chat", "hi", "--protocol", "anthropic", "--thinking"], "ms-test-cli-v22",
+                              quiet=True),
+    "anthropic_temperature": Run(["chat", "hi", "--protocol", "anthropic", "--temperature", "5"],
+                                 "ms-test-cli-v23", quiet=True),
 }
 
 VALIDATION = [name for name, run in RUNS.items() if run.quiet and not name.startswith("models")]
@@ -170,6 +186,10 @@ SERVER_ERRORS = {
     "malformed_chunk": ["could not be read"],
     "unknown_model": ["no provider"],
     "unreachable": ["could not reach", "network"],
+    "anthropic_unknown_token": ["authentication failed", "token"],
+    "anthropic_unbound": ["bind", "alibaba cloud"],
+    "anthropic_500": ["busy"],
+    "anthropic_stream_cut": ["cut off"],
 }
 
 
@@ -364,6 +384,31 @@ def test_chat_thinking_goes_to_stderr(runs, sim):
     assert body["messages"][0] == {"role": "system", "content": "Be brief."}
 
 
+@pytest.mark.parametrize("name", ["chat_anthropic", "chat_anthropic_thinking_model"])
+def test_chat_over_the_anthropic_protocol(runs, sim, name):
+    run = runs[name]
+    assert run.code == 0, run.err
+    question = run.args[1]
+    assert question in run.out  # the simulator's answer repeats the question
+    assert "[thinking]" not in run.out + run.err
+    assert sim.requests(wire.CHAT_COMPLETIONS_PATH, token=run.token) == []
+    [entry] = sim.requests(wire.ANTHROPIC_MESSAGES_PATH, token=run.token)
+    assert entry.method == "POST" and entry.json["stream"] is True
+    assert "enable_thinking" not in entry.json
+    if name == "chat_anthropic":
+        assert entry.json["model"] == catalog.DEFAULT_CHAT_MODEL
+        assert entry.json["system"] == "Be brief." and entry.json["max_tokens"] == 40
+        assert entry.json["temperature"] == 0.5
+        assert entry.json["messages"] == [{"role": "user", "content": question}]
+    assert run.token not in run.out + run.err
+
+
+def test_anthropic_stream_cut_keeps_the_partial_answer(runs):
+    run = runs["anthropic_stream_cut"]
+    assert run.code == 1
+    assert "tell me a long story" in run.out
+
+
 def test_chat_vision_with_local_file(runs, sim):
     run = runs["chat_vision_local"]
     assert run.code == 0, run.err
@@ -463,6 +508,10 @@ def test_validation_runs_made_zero_requests(runs, quiet_sim):
     ("prompt_too_long", ["prompt", "fewer than 2000"]),
     ("no_token_image", ["no modelscope token", "modelscope_access_token"]),
     ("bad_base_url", ["http://", "modelscope_base_url"]),
+    ("protocol_unknown", ["--protocol", "claude", "openai", "anthropic"]),
+    ("anthropic_image_url", ["--image-url", "--protocol openai"]),
+    ("anthropic_thinking", ["--thinking", "--protocol openai", "no thinking switch"]),
+    ("anthropic_temperature", ["temperature", "0 to 2"]),
 ])
 def test_bad_input_messages_name_the_problem(runs, name, words):
     text = runs[name].err.lower()

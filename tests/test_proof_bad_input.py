@@ -172,7 +172,7 @@ def test_upload_over_the_server_limit_is_refused_before_the_app(app_studio, file
 def test_unknown_model_shows_the_servers_400(app_studio, client, files, endpoint, call):
     msg = error_text(lambda: call(client, files))
     assert "has no provider supported" in msg and "nobody/no-such" in msg, msg
-    assert "did not accept" in msg
+    assert "does not serve this model" in msg and "Pick another model" in msg
     sent = api_requests(app_studio.sim)
     assert len(sent) == 1 and sent[0].status == 400  # one request, answered 400, not retried
 

@@ -266,7 +266,7 @@ def test_token_check_and_session_token_path_leak_nothing(simulator, tmp_path, ca
     ctx = AppContext(base_url=simulator.base_url, outputs_dir=str(tmp_path / "outputs"), server_token=SECRET)
     set_token, _remember, _load, check_token = header.make_handlers(ctx)
     outs: list = []
-    state, _stored, status = set_token(SECRET, True, fake())
+    state, _stored, status, _quota = set_token(SECRET, True, fake())
     assert state == SECRET  # the server-side State holds it …
     outs.append(status)  # … the status shown to the page does not
     outs.append(check_token(None, fake()))  # server token

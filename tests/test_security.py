@@ -391,7 +391,7 @@ def test_4_a_full_queue_says_so_in_the_users_language(clean_studio):
     try:
         base = clean_studio.url.rstrip("/")
         for lang, words in (("en", "queue are taken"), ("zh-CN", "队列")):
-            r = requests.post(f"{base}/gradio_api/call/chat", json={"data": ["hi", INSTRUCT, "", 0.7, 0.8, 0, False]},
+            r = requests.post(f"{base}/gradio_api/call/chat", json={"data": ["hi", INSTRUCT, "", 0.7, 0.8, 0, False, "openai"]},
                               headers={"accept-language": lang}, timeout=10)
             assert r.status_code == 422 and words in json.dumps(r.json(), ensure_ascii=False), r.text
     finally:
@@ -503,7 +503,7 @@ def test_7_malformed_image_values_are_named_and_cost_nothing(cls, case):
 
 
 def test_7_a_lone_surrogate_in_a_chat_message_is_named(cls):
-    out = raw_call(cls, "chat", ["hi \ud800 there", INSTRUCT, "", 0.7, 0.8, 0, False])
+    out = raw_call(cls, "chat", ["hi \ud800 there", INSTRUCT, "", 0.7, 0.8, 0, False, "openai"])
     message = refused_message(out)
     assert "message" in message and "Nothing was sent" in message, message
     assert chat_requests(cls.sim) == [] and nothing_charged(cls)
@@ -522,8 +522,11 @@ def test_7_a_decompression_bomb_is_refused(cls, uploaded):
 
 def test_7_malformed_chat_and_vision_values(cls):
     # (a number as the message or the system prompt is turned into text by Gradio's Textbox)
-    for data in (["hi", INSTRUCT, "", HUGE, 0.8, 0, False], ["hi", INSTRUCT, "", 0.7, 0.8, HUGE, False],
-                 ["hi", INSTRUCT, "", 0.7, -HUGE, 0, False], ["hi", INSTRUCT, "", 0.7, 0.8, 1.5, False]):
+    # (raw HTTP sends every public input: the protocol is the eighth)
+    for data in (["hi", INSTRUCT, "", HUGE, 0.8, 0, False, "openai"], ["hi", INSTRUCT, "", 0.7, 0.8, HUGE, False, "openai"],
+                 ["hi", INSTRUCT, "", 0.7, -HUGE, 0, False, "openai"], ["hi", INSTRUCT, "", 0.7, 0.8, 1.5, False, "openai"],
+                 ["hi", INSTRUCT, "", 0.7, 0.8, 0, False, "claude"], ["hi", INSTRUCT, "", 0.7, 0.8, 0, False, None],
+                 ["hi", INSTRUCT, "", 0.7, 0.8, 0, False, ["openai"]]):
         message = refused_message(raw_call(cls, "chat", data))
         assert "Nothing was sent" in message, (data, message)
     for data in ([5, None, "q", VL], ["", None, 5, VL], ["https://example.com/a.png", None, "q", 5],

@@ -15,11 +15,12 @@ import pytest
 from PIL import Image
 
 from modelscope_api import wire
+from modelscope_api.anthropic_chat import messages_kwargs
 from modelscope_api.chat import ChatRequest, image_to_data_url, vision_message
 from modelscope_api.config import SNIPPET_TOKEN_ENV_VAR
 from modelscope_api.errors import ValidationError
 from modelscope_api.images import ImageRequest, build_payload
-from modelscope_api.snippets import chat_snippet, image_snippet, py_literal
+from modelscope_api.snippets import anthropic_snippet, chat_snippet, image_snippet, py_literal
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "ms-test-snippet-secret-42"
@@ -38,11 +39,17 @@ def assigned(source: str, name: str) -> ast.expr:
     raise AssertionError(f"{name} is not assigned")
 
 
-def create_call_kwargs(source: str) -> dict[str, ast.expr]:
+def call_kwargs(source: str, name: str) -> dict[str, ast.expr]:
+    """The keyword arguments of the first call to a function or method named `name`."""
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "create":
+        if isinstance(node, ast.Call) and name in (getattr(node.func, "attr", None),
+                                                   getattr(node.func, "id", None)):
             return {kw.arg: kw.value for kw in node.keywords}
-    raise AssertionError("no create() call")
+    raise AssertionError(f"no {name}() call")
+
+
+def create_call_kwargs(source: str) -> dict[str, ast.expr]:
+    return call_kwargs(source, "create")
 
 
 # --------------------------------------------------------------------------- literals
@@ -179,6 +186,54 @@ def test_vision_snippet_keeps_http_urls():
     assert "https://example.com/cat.jpg" in code and "def data_url" not in code
 
 
+# --------------------------------------------------------------------------- anthropic snippet
+
+
+def test_anthropic_snippet_is_the_documented_script():
+    req = ChatRequest(model="Qwen/Qwen2.5-72B-Instruct",
+                      messages=[{"role": "user", "content": "你好 \"there\""},
+                                {"role": "assistant", "content": "Hi!"},
+                                {"role": "user", "content": 'and """ triple \\ back'}],
+                      system_prompt="Be brief.", temperature=0.7, top_p=0.9, max_tokens=64,
+                      enable_thinking=True)
+    code = anthropic_snippet(req)
+    compile(code, "snippet.py", "exec")
+    assert "import anthropic\n" in code and "openai" not in code.lower()
+    client = call_kwargs(code, "Anthropic")
+    assert ast.unparse(client["api_key"]) == f"os.environ['{SNIPPET_TOKEN_ENV_VAR}']"
+    assert ast.literal_eval(client["base_url"]) == "https://api-inference.modelscope.cn"  # no /v1
+    assert "anthropic.Anthropic(" in code
+    # the stream() call holds exactly what AnthropicChatClient sends, and no thinking switch
+    call = call_kwargs(code, "stream")
+    sent = {key: ast.literal_eval(value) for key, value in call.items()}
+    assert sent == messages_kwargs(req)
+    assert sent["system"] == "Be brief." and sent["max_tokens"] == 64
+    assert "enable_thinking" not in code
+    assert "with client.messages.stream(" in code
+    assert "for text in stream.text_stream:" in code and 'print(text, end="", flush=True)' in code
+
+
+def test_anthropic_snippet_defaults_and_base_url():
+    req = ChatRequest(model="Qwen/Qwen2.5-72B-Instruct", messages=[{"role": "user", "content": "hi"}])
+    code = anthropic_snippet(req, "http://localhost:1234/v1/")
+    call = call_kwargs(code, "stream")
+    assert set(call) == {"model", "max_tokens", "messages"}  # no system, no sampling settings
+    assert ast.literal_eval(call["max_tokens"]) == 1024  # the API requires max_tokens
+    assert ast.literal_eval(call_kwargs(code, "Anthropic")["base_url"]) == "http://localhost:1234"
+
+
+def test_anthropic_snippet_never_holds_the_token(monkeypatch):
+    monkeypatch.setenv(SNIPPET_TOKEN_ENV_VAR, SECRET)
+    req = ChatRequest(model="Qwen/Qwen3-8B", messages=[{"role": "user", "content": "hi"}])
+    assert SECRET not in anthropic_snippet(req, "http://127.0.0.1:9/")
+
+
+def test_anthropic_snippet_validates_first():
+    with pytest.raises(ValidationError):
+        anthropic_snippet(ChatRequest(model="Qwen/Qwen3-8B", messages=[{"role": "user", "content": "x"}],
+                                      temperature=5))
+
+
 # --------------------------------------------------------------------------- really run them
 
 
@@ -273,3 +328,19 @@ def test_chat_snippets_run_against_the_simulator(sim, tmp_path):
             assert body[key] == value
         if req.max_tokens:
             assert body["max_tokens"] == req.max_tokens
+
+
+def test_anthropic_snippet_runs_against_the_simulator(sim, tmp_path):
+    token = "ms-test-snippet-anthropic"
+    req = ChatRequest(model="Qwen/Qwen2.5-72B-Instruct",
+                      messages=[{"role": "user", "content": "why is the sky blue"}],
+                      system_prompt="Be brief.", temperature=0.5, top_p=0.9, max_tokens=30)
+    proc = run_snippet(anthropic_snippet(req, sim.base_url), tmp_path, token)
+    assert proc.returncode == 0, proc.stderr
+    assert "why is the sky blue" in proc.stdout
+    [entry] = sim.requests(wire.ANTHROPIC_MESSAGES_PATH, token=token)
+    assert entry.method == "POST"
+    expected = messages_kwargs(req)
+    sampling = expected.pop("extra_body")
+    assert entry.json == {**expected, **sampling, "stream": True}
+    assert sim.requests(wire.CHAT_COMPLETIONS_PATH, token=token) == []

@@ -1,4 +1,5 @@
-"""The Chat tab: a streaming gr.ChatInterface over ModelScope's OpenAI-compatible endpoint.
+"""The Chat tab: a streaming gr.ChatInterface over ModelScope's OpenAI-compatible endpoint,
+or, by choice, its Anthropic-compatible one (beta; no reasoning stream, no enable_thinking).
 
 Reasoning is shown as its own collapsible "Thinking" message, never mixed into the answer.
 `stream_turn` (one call, coalesced to ~20 updates a second) and the message helpers are
@@ -26,7 +27,7 @@ from gradio.i18n import I18nData
 from gradio.utils import get_upload_folder
 
 from modelscope_api import catalog
-from modelscope_api.chat import ChatClient, ChatDone, ChatRequest, ContentDelta, ReasoningDelta
+from modelscope_api.chat import ChatDone, ChatRequest, ContentDelta, ReasoningDelta
 from modelscope_api.checks import MODEL_ID_MAX_CHARS, check_text
 from modelscope_api.errors import (
     IncompleteStreamError,
@@ -34,6 +35,7 @@ from modelscope_api.errors import (
     ModelScopeError,
     ValidationError,
 )
+from modelscope_api.protocols import ANTHROPIC, OPENAI, chat_client, check_protocol, request_kwargs
 from modelscope_api.quota import Quota
 
 from .code import chat_code, code_accordion, code_box
@@ -49,6 +51,11 @@ STRINGS = {
         "chat.tab": "Chat",
         "chat.settings": "Model & settings",
         "chat.model_info": "Pick one or type any ModelScope model id.",
+        "chat.protocol": "API protocol",
+        "chat.protocol_info": "The same models through either endpoint; Show code follows your choice.",
+        "chat.protocol_openai": "OpenAI-compatible",
+        "chat.protocol_anthropic": "Anthropic-compatible (beta)",
+        "chat.thinking_anthropic": "ℹ️ The Anthropic-compatible endpoint has no thinking switch and no reasoning stream: this model's reasoning is not shown.",
         "chat.thinking": "Thinking (enable_thinking)",
         "chat.thinking_info": "Let the model reason first; its reasoning appears in a separate box.",
         "chat.thinking_always": "🤔 This model always thinks before answering; its reasoning appears in a separate “Thinking” box.",
@@ -77,6 +84,11 @@ STRINGS = {
         "chat.tab": "对话",
         "chat.settings": "模型与参数",
         "chat.model_info": "从列表中选择，或输入任意 ModelScope 模型 ID。",
+        "chat.protocol": "接口协议",
+        "chat.protocol_info": "两种接口调用的是同样的模型；“查看代码”会跟着你的选择变化。",
+        "chat.protocol_openai": "OpenAI 兼容",
+        "chat.protocol_anthropic": "Anthropic 兼容（测试版）",
+        "chat.thinking_anthropic": "ℹ️ Anthropic 兼容接口没有深度思考开关，也不返回推理过程：这个模型的思考过程不会显示。",
         "chat.thinking": "深度思考（enable_thinking）",
         "chat.thinking_info": "让模型先推理；推理过程显示在单独的框里。",
         "chat.thinking_always": "🤔 这个模型总会先思考再回答；思考过程显示在单独的“思考”框里。",
@@ -258,20 +270,21 @@ def report(err: BaseException, lang: str) -> None:
 
 
 def stream_turn(ctx: AppContext, req: ChatRequest, token: str | None, source: str, student: str,
-                interval: float = YIELD_INTERVAL) -> Iterator[Turn]:
-    """Stream one answer, yielding the growing Turn at most every `interval` seconds and
-    always once at the end. Bad input raises before anything is counted or sent; the
-    server-token guard is charged only for calls that reached the server."""
+                interval: float = YIELD_INTERVAL, protocol: str = OPENAI) -> Iterator[Turn]:
+    """Stream one answer over `protocol` ("openai" or "anthropic"), yielding the growing Turn
+    at most every `interval` seconds and always once at the end. Bad input raises before
+    anything is counted or sent; the server-token guard is charged only for calls that
+    reached the server."""
     if not token:
         raise MissingTokenError("No ModelScope token was given.")
-    req.create_kwargs(stream=True)  # validation: raises ValidationError naming the field
+    request_kwargs(req, protocol)  # validation: raises ValidationError naming the field
     if source == SOURCE_SERVER:
         ctx.guard.take(student)
     turn = Turn(source=source)
     received = False
     last = 0.0
     try:
-        for event in ChatClient(token, ctx.base_url).stream(req):
+        for event in chat_client(protocol, token, ctx.base_url).stream(req):
             received = True
             if isinstance(event, ReasoningDelta):
                 if turn.think_started is None:
@@ -377,29 +390,36 @@ def export_files(history: list | None, request: gr.Request | None = None) -> lis
 # --------------------------------------------------------------------------- the tab
 
 
-def thinking_controls(model: str):
-    """(checkbox update, note update) for a model's thinking mode."""
-    mode = catalog.thinking_mode(model or "")
-    return (gr.update(visible=mode == catalog.THINKING_SWITCH),
-            gr.update(visible=mode == catalog.THINKING_ALWAYS))
+def thinking_controls(model: str, protocol: str = OPENAI):
+    """(checkbox, "always thinks" note, "no thinking over Anthropic" note) updates for a
+    model's thinking mode under a protocol."""
+    mode = catalog.thinking_mode(model if isinstance(model, str) else "")
+    anthropic = protocol == ANTHROPIC
+    return (gr.update(visible=not anthropic and mode == catalog.THINKING_SWITCH),
+            gr.update(visible=not anthropic and mode == catalog.THINKING_ALWAYS),
+            gr.update(visible=anthropic and mode != catalog.THINKING_NONE))
 
 
 def make_respond(ctx: AppContext):
+    # `protocol` comes last, after the request, so calls written before it existed still fit.
     def chat(message: str, history: list, model: str, system_prompt: str, temperature: float,
              top_p: float, max_tokens: int, enable_thinking: bool, token_state: str | None,
-             request: gr.Request):
+             request: gr.Request, protocol: str = OPENAI):
         """Send `message` (with this session's history) to a ModelScope chat model; streams
         the answer. The reasoning of thinking models comes as a separate message whose
-        metadata has a title. max_tokens 0 means the model's default."""
+        metadata has a title. max_tokens 0 means the model's default. protocol: "openai"
+        (default) or "anthropic" (the Anthropic-compatible endpoint, beta: no thinking)."""
         lang = lang_of(request)
         token, source = ctx.token_for(token_state, request)
         try:
+            protocol = check_protocol(protocol)
             check_text("message", message, max_chars=MESSAGE_MAX_CHARS, allowed=t("chat.no_message", "en"))
             history = check_history(history)
             model = check_text("model", model, max_chars=MODEL_ID_MAX_CHARS, allowed="a ModelScope model id").strip()
             system_prompt = check_text("system_prompt", system_prompt, required=False,
                                        max_chars=SYSTEM_PROMPT_MAX_CHARS)
-            mode = catalog.thinking_mode(model)
+            # The Anthropic endpoint has no enable_thinking: the switch is left out, not sent.
+            switch = catalog.thinking_mode(model) == catalog.THINKING_SWITCH and protocol == OPENAI
             req = ChatRequest(
                 model=model,
                 messages=history_to_messages([*history, {"role": "user", "content": message}]),
@@ -407,19 +427,19 @@ def make_respond(ctx: AppContext):
                 temperature=temperature,
                 top_p=top_p,
                 max_tokens=None if max_tokens in (None, 0) else max_tokens,
-                enable_thinking=bool(enable_thinking) if mode == catalog.THINKING_SWITCH else None,
+                enable_thinking=bool(enable_thinking) if switch else None,
             )
             req.validate()
         except ValidationError as err:
             report(err, lang)
             yield [error_note(err, lang)], gr.skip(), gr.skip()
             return
-        code = chat_code(req, ctx.base_url)
+        code = chat_code(req, ctx.base_url, protocol)
         shown_quota = ctx.quota_line(session_id(request))  # re-sent unchanged: cheaper than skip
         yield [], shown_quota, code
         turn = Turn(source=source)
         try:
-            for turn in stream_turn(ctx, req, token, source, ctx.student_of(request)):
+            for turn in stream_turn(ctx, req, token, source, ctx.student_of(request), protocol=protocol):
                 yield turn.messages(lang), shown_quota, code
             shown, quota = turn.messages(lang), turn.quota
         except IncompleteStreamError as err:
@@ -443,12 +463,18 @@ def build(ctx: AppContext, shared: Shared) -> None:
                 model = gr.Dropdown(list(catalog.CHAT_MODELS), value=catalog.DEFAULT_CHAT_MODEL,
                                     allow_custom_value=True, label=I18nData("common.model"),
                                     info=I18nData("chat.model_info"))
-                first_box, first_note = thinking_controls(catalog.DEFAULT_CHAT_MODEL)
+                protocol = gr.Radio([(I18nData("chat.protocol_openai"), OPENAI),
+                                     (I18nData("chat.protocol_anthropic"), ANTHROPIC)],
+                                    value=OPENAI, label=I18nData("chat.protocol"),
+                                    info=I18nData("chat.protocol_info"))
+                first_box, first_note, first_anthropic = thinking_controls(catalog.DEFAULT_CHAT_MODEL)
                 enable_thinking = gr.Checkbox(False, label=I18nData("chat.thinking"),
                                               info=I18nData("chat.thinking_info"),
                                               visible=first_box["visible"])
                 thinking_note = gr.Markdown(I18nData("chat.thinking_always"),
                                             visible=first_note["visible"])
+                anthropic_note = gr.Markdown(I18nData("chat.thinking_anthropic"),
+                                             visible=first_anthropic["visible"])
                 system_prompt = gr.Textbox("", label=I18nData("chat.system_prompt"), lines=3,
                                            placeholder=I18nData("chat.system_placeholder"))
                 temperature = gr.Slider(0, 2, value=0.7, step=0.05, label=I18nData("chat.temperature"),
@@ -466,7 +492,7 @@ def build(ctx: AppContext, shared: Shared) -> None:
                 textbox=gr.Textbox(placeholder=I18nData("chat.placeholder"), show_label=False,
                                    submit_btn=True, stop_btn=True, scale=7),
                 additional_inputs=[model, system_prompt, temperature, top_p, max_tokens,
-                                   enable_thinking, shared.token_state],
+                                   enable_thinking, shared.token_state, protocol],
                 additional_outputs=[shared.quota_md, code],
                 editable=True,
                 examples=EXAMPLES,
@@ -492,8 +518,9 @@ def build(ctx: AppContext, shared: Shared) -> None:
         if fn.api_name == "chat" and fn.api_visibility == "public":
             fn.fn = raise_errors(fn.fn)
     ctx.on_session_end.append(forget_exports)
-    model.change(thinking_controls, model, [enable_thinking, thinking_note],
-                 queue=False, show_progress="hidden", api_visibility="private")
+    gr.on([model.change, protocol.change], thinking_controls, [model, protocol],
+          [enable_thinking, thinking_note, anthropic_note],
+          queue=False, show_progress="hidden", api_visibility="private")
 
     def export(history: list, request: gr.Request):
         files = export_files(history, request)

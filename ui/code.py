@@ -9,6 +9,7 @@ from gradio.i18n import I18nData
 
 from modelscope_api import snippets
 from modelscope_api.chat import ChatRequest
+from modelscope_api.protocols import ANTHROPIC, OPENAI
 
 
 def code_box(render: bool = True) -> gr.Code:
@@ -28,9 +29,11 @@ def code_accordion(code: gr.Code | None = None, open: bool = False) -> gr.Code:
         return code
 
 
-def chat_code(req: ChatRequest, base_url: str | None) -> str:
-    """snippets.chat_snippet(req, base_url), or a comment if it cannot be rendered."""
+def chat_code(req: ChatRequest, base_url: str | None, protocol: str = OPENAI) -> str:
+    """The protocol's script (snippets.chat_snippet or anthropic_snippet), or a comment if it
+    cannot be rendered."""
+    render = snippets.anthropic_snippet if protocol == ANTHROPIC else snippets.chat_snippet
     try:
-        return snippets.chat_snippet(req, base_url)
+        return render(req, base_url)
     except Exception as exc:  # a snippet must never break a chat
         return f"# could not render the code for this request: {type(exc).__name__}"

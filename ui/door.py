@@ -6,7 +6,8 @@
    "Error"; a record without Gradio's `meta` it does not check at all. The door refuses
    both alike, naming the field in the same words as any refused file (ui/uploads.py).
    Slider values are numbers in the slider's range (Gradio's own refusal is English and
-   prints a 400-digit number whole).
+   prints a 400-digit number whole); Radio values are one of its choices (Gradio's refusal
+   is English, with a traceback in the log).
 2. A full queue is answered in the user's language.
 3. Fair shares: one caller may have only a few jobs of a kind queued or running.
 
@@ -29,7 +30,6 @@ running events, removed when they finish), so there is no counter to drift or le
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from modelscope_api import config
@@ -63,12 +63,16 @@ _PARAMETER_NAMES: dict[int, list[str]] = {}  # by event id: every join asks, the
 
 
 def parameter_names(fn) -> list[str]:
-    """The handler's parameter names, one per input (plain text, for a validation answer)."""
+    """The handler's parameter names, one per input (plain text, for a validation answer).
+    Parameters Gradio fills itself (gr.Request, …) take no input, so they are left out, as
+    Gradio leaves them out when it matches inputs to parameters."""
+    from gradio.utils import get_function_params
+
     names = _PARAMETER_NAMES.get(id(fn))
     if names is None:
         try:
-            names = [str(n) for n in inspect.signature(fn.fn).parameters]
-        except (TypeError, ValueError):
+            names = [str(name) for name, *_ in get_function_params(fn.fn)]
+        except (TypeError, ValueError, NameError):
             names = []
         _PARAMETER_NAMES[id(fn)] = names
     return names
@@ -91,8 +95,9 @@ def is_file_record(value: Any) -> bool:
 def input_problem(fn, data: Any) -> ValidationError | None:
     """The first input a job carries that its component would refuse with Gradio's own
     bare or English error, as a ValidationError naming the parameter: a file field that is
-    not a record of an uploaded file, or a slider value that is not a number in its range."""
-    from gradio.components import Slider
+    not a record of an uploaded file, a slider value that is not a number in its range, or a
+    radio value that is not one of its choices."""
+    from gradio.components import Radio, Slider
 
     if not isinstance(data, list):
         return None
@@ -104,6 +109,11 @@ def input_problem(fn, data: Any) -> ValidationError | None:
                 check_number(name, value, block.minimum, block.maximum)
             except ValidationError as err:
                 return err
+            continue
+        if isinstance(block, Radio) and value is not None:  # None passes Gradio's check too
+            allowed = [choice for _, choice in block.choices]
+            if value not in allowed:
+                return ValidationError(name, value, " or ".join(map(str, allowed)))
             continue
         model = getattr(block, "data_model", None)
         if model is None or ("File" not in model.__name__ and "Image" not in model.__name__):

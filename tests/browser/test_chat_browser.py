@@ -100,3 +100,47 @@ def test_thinking_model_shows_collapsed_thinking_block(new_page, bsim):
     expect(thought).to_contain_text("Let me think about")
     assert reasoning[:60] in norm(thought.inner_text())
     shot(page, "chat")
+
+
+def test_anthropic_protocol_hides_thinking_and_shows_its_code(new_page, bsim):
+    from playwright.sync_api import expect
+
+    zh = new_page(locale="zh-CN")  # the choice is worded in both languages
+    expect(zh.get_by_role("radio", name="OpenAI 兼容")).to_be_checked()
+    expect(zh.get_by_role("radio", name="Anthropic 兼容（测试版）")).to_be_visible()
+    zh.close()
+
+    question = "What is a haiku?"
+    answer = norm("".join(simchat.answer_tokens(question)[0]))
+    page = new_page()
+    set_token(page, "ms-test-anthropic-browser")
+    page.get_by_role("combobox", name="Model").first.click()
+    page.get_by_role("option", name="Qwen/Qwen3-32B").click()
+    thinking = page.get_by_role("checkbox", name="Thinking (enable_thinking)")
+    expect(thinking).to_be_visible()
+    thinking.check()
+    page.get_by_role("radio", name="Anthropic-compatible (beta)").check()
+    expect(thinking).to_be_hidden()
+    expect(page.get_by_text("The Anthropic-compatible endpoint has no thinking switch")).to_be_visible()
+    bsim.clear_log()
+
+    send(page, question)
+    expect(page.get_by_test_id("user").last).to_have_text(question)
+    expect(page.locator(STOP)).to_be_hidden(timeout=30_000)
+    expect(page.locator(".thought-group")).to_have_count(0)
+    assert norm(visible_bot_texts(page)[-1]) == answer
+
+    page.get_by_role("button", name="Show code").click()
+    code = page.locator(".cm-content:visible")
+    expect(code).to_contain_text("anthropic.Anthropic(")
+    expect(code).to_contain_text("client.messages.stream(")
+    assert "ms-test-anthropic-browser" not in code.inner_text()
+
+    sent = api_requests(bsim)
+    assert [r.path for r in sent] == ["/v1/messages"]
+    assert last_user_text(sent[0]) == question and "enable_thinking" not in sent[0].json
+
+    # Back to OpenAI: the switch returns, the note goes.
+    page.get_by_role("radio", name="OpenAI-compatible").check()
+    expect(thinking).to_be_visible()
+    expect(page.get_by_text("The Anthropic-compatible endpoint has no thinking switch")).to_be_hidden()
