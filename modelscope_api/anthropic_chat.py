@@ -172,12 +172,12 @@ class AnthropicChatClient:
         except broken as exc:
             raise IncompleteStreamError(
                 f"The connection broke before the answer finished ({type(exc).__name__}).",
-                partial_content="".join(content), request_id=request_id,
+                partial_content="".join(content), request_id=request_id, quota=quota,
             ) from exc
         except ValueError as exc:  # an event that is not JSON
             raise IncompleteStreamError(
                 "The server sent a piece of the answer that could not be read.",
-                partial_content="".join(content), request_id=request_id,
+                partial_content="".join(content), request_id=request_id, quota=quota,
             ) from exc
         except anthropic.AnthropicError as exc:  # an error event inside the stream
             raise from_anthropic_error(exc) from exc
@@ -186,7 +186,7 @@ class AnthropicChatClient:
         if stop_reason is None:
             raise IncompleteStreamError(
                 "The answer stream ended before the server said it was finished.",
-                partial_content="".join(content), request_id=request_id,
+                partial_content="".join(content), request_id=request_id, quota=quota,
             )
         yield ChatDone("".join(content), "", stop_reason, usage or None, quota, request_id)
 

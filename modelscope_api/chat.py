@@ -384,13 +384,13 @@ class ChatClient:
             raise IncompleteStreamError(
                 f"The connection broke before the answer finished ({type(exc).__name__}).",
                 partial_content="".join(content), partial_reasoning="".join(reasoning),
-                request_id=request_id,
+                request_id=request_id, quota=quota,
             ) from exc
         except ValueError as exc:  # a chunk that is not JSON
             raise IncompleteStreamError(
                 "The server sent a piece of the answer that could not be read.",
                 partial_content="".join(content), partial_reasoning="".join(reasoning),
-                request_id=request_id,
+                request_id=request_id, quota=quota,
             ) from exc
         except openai.APIError as exc:  # an error event inside the stream
             err = from_openai_error(exc)
@@ -404,7 +404,7 @@ class ChatClient:
             raise IncompleteStreamError(
                 "The answer stream ended before the server said it was finished.",
                 partial_content="".join(content), partial_reasoning="".join(reasoning),
-                request_id=request_id,
+                request_id=request_id, quota=quota,
             )
         yield ChatDone("".join(content), "".join(reasoning), finish_reason, usage, quota, request_id)
 

@@ -27,6 +27,7 @@ from gradio.i18n import I18nData
 from gradio.utils import get_upload_folder
 
 from modelscope_api import catalog
+from modelscope_api.config import Site
 from modelscope_api.chat import ChatDone, ChatRequest, ContentDelta, ReasoningDelta
 from modelscope_api.checks import MODEL_ID_MAX_CHARS, check_text
 from modelscope_api.errors import (
@@ -42,7 +43,7 @@ from .code import chat_code, code_accordion, code_box
 from .context import SOURCE_SERVER, AppContext, QuotaCapReached, session_id
 from .explain import explain, lang_of
 from .limits import MESSAGE_MAX_CHARS, SYSTEM_PROMPT_MAX_CHARS, check_history
-from .shared import Shared, format_quota
+from .shared import Shared, answered_by_server, format_quota
 
 YIELD_INTERVAL = 0.05  # at most ~20 UI updates a second, however fast the tokens come
 
@@ -174,9 +175,9 @@ def history_to_messages(history: list | None) -> list[dict[str, str]]:
     return out
 
 
-def toast(err: BaseException, lang: str) -> str:
+def toast(err: BaseException, lang: str, site: Site | None = None) -> str:
     """explain() as safe HTML for a toast: the server's text escaped, links clickable."""
-    escaped = html.escape(explain(err, lang), quote=False)
+    escaped = html.escape(explain(err, lang, site), quote=False)
     return re.sub(r"(https?://[^\s<>()\]，。）]*[^\s<>()\]，。）.,;:!?])",
                   r'<a href="\1" target="_blank" rel="noopener">\1</a>', escaped)
 
@@ -224,12 +225,12 @@ class Turn:
         return out
 
 
-def error_note(err: BaseException, lang: str) -> dict[str, Any]:
+def error_note(err: BaseException, lang: str, site: Site | None = None) -> dict[str, Any]:
     """An open note in the conversation saying what went wrong; never sent back to a model.
 
     Errors are shown this way (plus a toast) rather than raised: a failed event would cover
     the conversation with an "Error" badge and leave the message box disabled."""
-    return {"role": "assistant", "content": explain(err, lang),
+    return {"role": "assistant", "content": explain(err, lang, site),
             "metadata": {"title": t("chat.error_title", lang)}}
 
 
@@ -264,9 +265,9 @@ def raise_errors(fn):
     return wrapper
 
 
-def report(err: BaseException, lang: str) -> None:
+def report(err: BaseException, lang: str, site: Site | None = None) -> None:
     """The toast for an error (escaped, links clickable); stays until closed."""
-    gr.Warning(toast(err, lang), duration=None, title=t("chat.error_title", lang))
+    gr.Warning(toast(err, lang, site), duration=None, title=t("chat.error_title", lang))
 
 
 def stream_turn(ctx: AppContext, req: ChatRequest, token: str | None, source: str, student: str,
@@ -309,9 +310,11 @@ def stream_turn(ctx: AppContext, req: ChatRequest, token: str | None, source: st
     yield turn
 
 
-def quota_line(ctx: AppContext, quota: Quota | None, source: str, request, lang: str):
-    """The header's quota line, or gr.skip() when there is nothing new to say."""
-    line = format_quota(ctx, quota, source, request, lang)
+def quota_line(ctx: AppContext, quota: Quota | None, source: str, request, lang: str,
+               err: BaseException | None = None):
+    """The header's quota line after a call that ended with `err` (None: it succeeded), or
+    gr.skip() when there is nothing new to say (the call got no reply)."""
+    line = format_quota(ctx, quota, source, request, lang, answered=answered_by_server(err))
     return line if line else gr.skip()
 
 
@@ -435,6 +438,7 @@ def make_respond(ctx: AppContext):
             yield [error_note(err, lang)], gr.skip(), gr.skip()
             return
         code = chat_code(req, ctx.base_url, protocol)
+        failure: BaseException | None = None
         shown_quota = ctx.quota_line(session_id(request))  # re-sent unchanged: cheaper than skip
         yield [], shown_quota, code
         turn = Turn(source=source)
@@ -446,12 +450,13 @@ def make_respond(ctx: AppContext):
             cut = Turn(source=source, reasoning_parts=[p for p in [err.partial_reasoning] if p],
                        content_parts=[err.partial_content])
             shown, quota = cut.messages(lang, cut=True), err.quota
-            report(err, lang)
+            report(err, lang, ctx.site)
         except (ModelScopeError, QuotaCapReached) as err:
             # Whatever arrived stays, the question stays in the history (↻ retries it).
-            shown, quota = turn.messages(lang) + [error_note(err, lang)], getattr(err, "quota", None)
-            report(err, lang)
-        yield shown, quota_line(ctx, quota, source, request, lang), code
+            shown, quota = turn.messages(lang) + [error_note(err, lang, ctx.site)], getattr(err, "quota", None)
+            report(err, lang, ctx.site)
+            failure = err
+        yield shown, quota_line(ctx, quota, source, request, lang, failure), code
 
     return chat
 
