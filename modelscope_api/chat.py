@@ -6,8 +6,6 @@ turns the SDK's chunks into typed events, keeping reasoning and answer apart.
 
 from __future__ import annotations
 
-import base64
-import io
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,18 +26,14 @@ from .errors import (
     ValidationError,
     from_openai_error,
 )
+from .pictures import IMAGE_ALLOWED, IMAGE_FORMATS, MAX_IMAGE_PIXELS, FittedPicture, fit_picture, sniff_image
 from .quota import Quota
 
 if TYPE_CHECKING:
     import openai
 
-# Pictures are decoded with this pixel limit (Pillow's own bomb check is a warning below twice
-# its default): a 20000x20000 PNG of a few kilobytes must be refused, not expanded.
-MAX_IMAGE_PIXELS = 50_000_000
 MAX_TOKENS_MAX = 1_000_000
 ROLES = ("system", "user", "assistant")
-IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp",
-                 "GIF": "image/gif", "BMP": "image/bmp"}
 
 
 # --------------------------------------------------------------------------- request
@@ -185,38 +179,6 @@ def is_http_url(text: Any) -> bool:
     return parsed.scheme in ("http", "https") and bool(parsed.netloc) and " " not in text.strip()
 
 
-def sniff_image(data: bytes) -> str:
-    """The MIME type of image bytes, by Pillow; ValidationError if they are not an image or
-    would decode to more than MAX_IMAGE_PIXELS (a decompression bomb)."""
-    import warnings
-
-    from PIL import Image
-
-    allowed = "a PNG, JPEG, WebP, GIF or BMP image"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                fmt = img.format
-                width, height = img.size
-                if width * height > MAX_IMAGE_PIXELS:
-                    raise ValidationError("image", f"{width}x{height} pixels",
-                                          f"at most {MAX_IMAGE_PIXELS // 1_000_000} million pixels",
-                                          kind="too_big", limit=MAX_IMAGE_PIXELS)
-                img.verify()
-    except ValidationError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ValidationError("image", "a picture too large to open",
-                              f"at most {MAX_IMAGE_PIXELS // 1_000_000} million pixels",
-                              kind="too_big", limit=MAX_IMAGE_PIXELS) from exc
-    except Exception as exc:  # Pillow raises many types for broken files
-        raise ValidationError("image", "the uploaded file", allowed, kind="not_image") from exc
-    if fmt not in IMAGE_FORMATS:
-        raise ValidationError("image", fmt, allowed, kind="not_image")
-    return IMAGE_FORMATS[fmt]
-
-
 def read_bounded(path: str | Path, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
     """A file's bytes, refused by size (stat first, then a read of at most max_bytes + 1, so
     a file that grows meanwhile is still caught) before it is held in memory."""
@@ -235,16 +197,22 @@ def read_bounded(path: str | Path, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
     return data
 
 
-def image_to_data_url(source: bytes | str | Path, max_bytes: int = MAX_IMAGE_BYTES) -> str:
-    """Bytes or a local file → "data:image/…;base64,…" (type sniffed, size bounded)."""
+def load_picture(source: bytes | str | Path, max_bytes: int = MAX_IMAGE_BYTES) -> FittedPicture:
+    """Bytes or a local file, size-bounded and checked, fitted to the service (fit_picture:
+    shrunk when a side is over wire.PICTURE_MAX_SIDE, else the same bytes)."""
     data = read_bounded(source, max_bytes) if isinstance(source, (str, Path)) else bytes(source)
     if len(data) > max_bytes:
         raise ValidationError("image", f"{len(data) / 1e6:.1f} MB", f"at most {max_bytes / 1e6:.0f} MB",
                               kind="too_big", limit=max_bytes)
     if not data:
-        raise ValidationError("image", "an empty file", "a PNG, JPEG, WebP, GIF or BMP image", kind="empty")
-    mime = sniff_image(data)
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+        raise ValidationError("image", "an empty file", IMAGE_ALLOWED, kind="empty")
+    return fit_picture(data)
+
+
+def image_to_data_url(source: bytes | str | Path, max_bytes: int = MAX_IMAGE_BYTES) -> str:
+    """Bytes or a local file → "data:image/…;base64,…" (type sniffed, size bounded, shrunk to
+    fit the service; load_picture tells whether it was)."""
+    return load_picture(source, max_bytes).data_url
 
 
 def _url_part(text: str) -> dict[str, Any] | None:
@@ -454,5 +422,6 @@ class ChatClient:
 __all__ = [
     "ChatClient", "ChatDone", "ChatEvent", "ChatRequest", "ChatResult", "ContentDelta",
     "ModelScopeError", "ReasoningDelta", "image_part", "image_to_data_url", "is_http_url",
-    "read_bounded", "sniff_image", "url_image_part", "vision_message",
+    "FittedPicture", "IMAGE_FORMATS", "MAX_IMAGE_PIXELS", "load_picture", "read_bounded", "sniff_image",
+    "url_image_part", "vision_message",
 ]

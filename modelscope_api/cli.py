@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from . import catalog, protocols
@@ -107,16 +108,28 @@ def parse_lora(text: str) -> tuple[str, float | None]:
     return text, None
 
 
-def _image_source(value: str) -> str:
-    """URLs and data: URLs pass through; a local path becomes a data: URL."""
-    from .chat import image_to_data_url, is_http_url
+def _image_source(value: str, err: TextIO | None = None) -> str:
+    """URLs and data: URLs pass through; a local path becomes a data: URL, shrunk to fit the
+    service when it is bigger (said on `err`)."""
+    from . import wire
+    from .chat import is_http_url, load_picture
 
     text = value.strip()
     if is_http_url(text) or text.startswith("data:"):
         return text
     if "://" in text:
         raise ValidationError("--image-url", text, "an http(s) URL or a local image file")
-    return image_to_data_url(text)
+    picture = load_picture(text)
+    if picture.shrunk and err is not None:
+        name = Path(text).name
+        (w0, h0), (w, h) = picture.original_size, picture.size
+        if (w0, h0) != (w, h):
+            _say(err, f"shrunk {name} from {w0}×{h0} to {w}×{h} "
+                 f"(the service's limit is {wire.PICTURE_MAX_SIDE} px a side)")
+        else:
+            _say(err, f"compressed {name} from {picture.original_bytes / 1e6:.1f} MB "
+                 f"to {len(picture.data) / 1e6:.1f} MB before sending it")
+    return picture.data_url
 
 
 # --------------------------------------------------------------------------- commands
@@ -140,7 +153,7 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                                   "--thinking works with --protocol openai only: the "
                                   "Anthropic-compatible endpoint has no thinking switch")
     if args.image_url:
-        message = vision_message(args.prompt, _image_source(args.image_url))
+        message = vision_message(args.prompt, _image_source(args.image_url, err))
         model = args.model or catalog.DEFAULT_VISION_MODEL
     else:
         if not args.prompt.strip():
@@ -188,7 +201,7 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-def build_image_request(args: argparse.Namespace):
+def build_image_request(args: argparse.Namespace, err: TextIO | None = None):
     from .images import ImageRequest, parse_size
 
     width = height = None
@@ -197,7 +210,7 @@ def build_image_request(args: argparse.Namespace):
     loras: Any = [parse_lora(x) for x in args.lora if x.strip()]
     if len(loras) == 1 and loras[0][1] is None:
         loras = loras[0][0]
-    urls = [_image_source(u) for u in args.image_url if u.strip()]
+    urls = [_image_source(u, err) for u in args.image_url if u.strip()]
     model = args.model or (catalog.EDIT_MODELS[0] if urls else catalog.DEFAULT_IMAGE_MODEL)
     req = ImageRequest(
         model=model, prompt=args.prompt, negative_prompt=args.negative_prompt,
@@ -213,7 +226,7 @@ def cmd_image(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .images import ImageClient, StatusUpdate
     from .storage import save_result
 
-    req = build_image_request(args)
+    req = build_image_request(args, err)
     client = ImageClient(timeout=args.timeout)
     _need_token(client.settings)
     last: dict[str, Any] = {"status": None, "task_id": None}

@@ -58,6 +58,12 @@ LORAS_MAX = 6
 LORA_WEIGHT_SUM = 1.0
 LORA_WEIGHT_TOLERANCE = 1e-6
 
+# Pictures (a vision question's image, an image to edit). The service refuses one with a side
+# longer than this: 400 "input size exceed limit 2048x2048,current input:(1080,2376)" (a real
+# capture; width first). Clients shrink a bigger picture before sending it.
+PICTURE_MAX_SIDE = 2048
+MSG_PICTURE_TOO_BIG = "input size exceed limit {limit}x{limit},current input:({width},{height})"
+
 # Server messages we recognise (substrings, lower-cased when compared)
 MSG_BIND_ALIYUN = "bind your alibaba cloud account"
 MSG_AUTH_FAILED = (

@@ -187,6 +187,31 @@ def test_uploads_become_data_urls_for_edit_models(tab, sim, tmp_path, uploaded):
     assert submits(sim)[0].json["image_url"].startswith("data:image/png;base64,")
 
 
+@pytest.mark.parametrize(("lang", "words"), [("en", "was shrunk from 1080×2376 to 931×2048"),
+                                             ("zh", "从 1080×2376 缩小到 931×2048")])
+def test_a_big_upload_to_edit_is_shrunk_and_said_under_the_status(tab, sim, uploaded, lang, words):
+    """A 1080x2376 phone photo would be refused (400 input size exceed limit 2048x2048): it
+    is sent as 931x2048, and every status line, the final one included, says so."""
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    Image.linear_gradient("L").resize((1080, 2376)).convert("RGB").save(buf, "JPEG", quality=92)
+    small = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(small, "PNG")
+    uploads = [uploaded(buf.getvalue(), "phone.jpg"), uploaded(small.getvalue(), "dot.png")]
+    outs, toasts = tab.run(model="Qwen/Qwen-Image-Edit-2509", request=tab.req(lang=lang), uploads=uploads)
+    assert not toasts, toasts
+    status = final(outs, OUT_STATUS)
+    assert "SUCCEED" in status and words in status and "`phone.jpg`" in status
+    assert "dot.png" not in status  # a picture that fits is not mentioned
+    assert all(words in o[OUT_STATUS] for o in outs if not skipped(o[OUT_STATUS]))
+    big, small = submits(sim)[0].json["image_url"]
+    assert big.startswith("data:image/jpeg;base64,") and small.startswith("data:image/png;base64,")
+    with Image.open(io.BytesIO(base64.b64decode(big.split(",", 1)[1]))) as sent:
+        assert sent.size == (931, 2048)
+
+
 # --------------------------------------------------------------------------- controls
 
 

@@ -90,6 +90,67 @@ def test_upload_is_sent_as_a_data_url(clean_studio):
     assert len(body["messages"]) == 3 and len(image_urls(body)) == 1
 
 
+def phone_photo(size=(1080, 2376)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.linear_gradient("L").resize(size).convert("RGB").save(buf, format="JPEG", quality=92)
+    return buf.getvalue()
+
+
+def sent_size(url: str) -> tuple[int, int]:
+    import base64
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as img:
+        return img.size
+
+
+def shrink_notes(chatbot: list) -> list[str]:
+    return [content_text(m["content"]) for m in chatbot
+            if (m.get("metadata") or {}).get("title", "").startswith("📐")]
+
+
+@pytest.mark.parametrize(("lang", "words"), [("en", "shrunk from 1080×2376 to 931×2048"),
+                                             ("zh", "从 1080×2376 缩小到 931×2048")])
+def test_a_big_upload_is_shrunk_answered_and_said_once(clean_studio, tmp_path, lang, words):
+    """The real service answers 400 for a picture over 2048 px a side (the simulator too): a
+    1080x2376 phone photo goes out as 931x2048, with one note, kept for the follow-ups."""
+    photo = tmp_path / "phone.jpg"
+    photo.write_bytes(phone_photo())
+    headers = {"X-ModelScope-Token": TOKEN, "accept-language": "zh-CN,zh;q=0.9" if lang == "zh" else "en-US"}
+    c = Client(clean_studio.url, headers=headers, verbose=False, download_files=False)
+    chatbot, *_ = ask(c, "What is in this photo?", image=handle_file(str(photo)))
+    assert not error_text(chatbot)
+    assert chatbot[-1]["role"] == "assistant" and "931x2048 pixels" in content_text(chatbot[-1]["content"])
+    [note] = shrink_notes(chatbot)
+    assert words in note and "2048" in note
+    [first] = image_urls(last_chat(clean_studio.sim).json)
+    assert first.startswith("data:image/jpeg;base64,") and sent_size(first) == (931, 2048)
+
+    chatbot, *_ = ask(c, "And the colours?")  # a follow-up re-reads the kept upload and fits it
+    body = last_chat(clean_studio.sim).json
+    assert len(body["messages"]) == 3 and image_urls(body) == [first]  # the very same picture
+    assert len(shrink_notes(chatbot)) == 1  # said once a conversation
+    assert not any("📐" in json.dumps(m, ensure_ascii=False) for m in body["messages"])  # notes stay home
+    chatbot, *_ = ask(c, "And the shapes?", image=handle_file(str(photo)))  # the same photo again
+    assert len(shrink_notes(chatbot)) == 1 and len(last_chat(clean_studio.sim).json["messages"]) == 5
+
+
+def test_an_upload_that_fits_is_sent_as_it_came_without_a_note(handler, fake_request, uploaded, simulator):
+    data = (ASSETS / "street_sign.jpg").read_bytes()
+    chatbot = run(handler, fake_request, image=uploaded(data, "sign.jpg"))[-1][0]
+    assert not shrink_notes(chatbot)
+    import base64
+
+    [url] = image_urls(last_chat(simulator).json)
+    assert base64.b64decode(url.split(",", 1)[1]) == data
+
+
 def test_non_image_upload_is_refused_by_name(clean_studio, tmp_path):
     fake = tmp_path / "notes.png"
     fake.write_text("not really a picture")

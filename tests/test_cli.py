@@ -11,6 +11,7 @@ must stay empty.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -37,6 +38,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def png(colour=(200, 40, 40), size=(32, 24)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def phone_photo(size=(1080, 2376)) -> bytes:
+    """A phone-shaped JPEG, taller than the service's 2048 px a side."""
+    buf = io.BytesIO()
+    Image.linear_gradient("L").resize(size).convert("RGB").save(buf, format="JPEG", quality=92)
     return buf.getvalue()
 
 
@@ -99,6 +107,10 @@ RUNS: dict[str, Run] = {
                            "--max-tokens", "40", "--temperature", "0.5"], "ms-test-cli-a1", sub=True),
     "chat_anthropic_thinking_model": Run(["chat", "2+2?", "--protocol", "anthropic", "--model", "Qwen/QwQ-32B"],
                                          "ms-test-cli-a2"),
+    "chat_vision_big": Run(["chat", "What is in this photo?", "--image-url", "phone.jpg"], "ms-test-cli-24",
+                           files={"phone.jpg": phone_photo()}),
+    "image_edit_big": Run(["image", "make it blue", "--image-url", "phone.jpg"], "ms-test-cli-25",
+                          files={"phone.jpg": phone_photo()}),
     "check": Run(["check"], "ms-test-cli-9"),
     "models": Run(["models"], None, quiet=True),
     "models_image": Run(["models", "--kind", "image"], None, quiet=True),
@@ -353,6 +365,25 @@ def test_local_image_becomes_data_url(runs, sim):
     assert submit.json["model"] == catalog.EDIT_MODELS[0]
     first, second = submit.json["image_url"]
     assert first.startswith("data:image/png;base64,") and second == "https://example.com/x.png"
+
+
+@pytest.mark.parametrize(("name", "path"), [("chat_vision_big", wire.CHAT_COMPLETIONS_PATH),
+                                          ("image_edit_big", wire.IMAGES_PATH)])
+def test_a_big_local_picture_is_shrunk_to_fit_and_said_on_stderr(runs, sim, name, path):
+    """A 1080x2376 phone photo would be refused (400 input size exceed limit 2048x2048); the
+    CLI sends it as 931x2048 and says so. The simulator's log shows what was sent."""
+    run = runs[name]
+    assert run.code == 0, run.err
+    assert "shrunk phone.jpg from 1080×2376 to 931×2048" in run.err and "2048 px a side" in run.err
+    log = requests.get(sim.base_url + "_sim/log", params={"token": run.token, "path_contains": path},
+                       timeout=10).json()["requests"]
+    [sent] = [e for e in log if e["method"] == "POST"]
+    body = sent["json"]
+    url = body["messages"][0]["content"][0]["image_url"]["url"] if "messages" in body else body["image_url"]
+    url = url[0] if isinstance(url, list) else url
+    assert url.startswith("data:image/jpeg;base64,")
+    with Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as picture:
+        assert picture.size == (931, 2048) and max(picture.size) <= wire.PICTURE_MAX_SIDE
 
 
 @pytest.mark.parametrize("name", ["image_poll_500_recovers", "image_spurious_failed"])

@@ -189,7 +189,8 @@ def test_2_a_vision_conversation_keeps_its_picture_by_reference(clean_studio, up
     c.predict("", handle_file(str(path)), "What is it?", VL, api_name="/vision")
     c.predict("", None, "And the colours?", VL, api_name="/vision")  # a follow-up
     sent = [e for e in clean_studio.sim.log if e.path.endswith("/chat/completions")][-1].json
-    assert sent["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/bmp;base64,")
+    # 1800x1800 fits the service's 2048 px, but 9.7 MB of BMP is over the 4 MB bound: sent as JPEG
+    assert sent["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
     session = clean_studio.demo.app.state_holder.session_data[c.session_hash]
     kept = len(pickle.dumps(session.state_data)) + len(json.dumps(list(session.components), default=str))
     assert kept < 256 * 1024, kept  # was ~23 MB per session

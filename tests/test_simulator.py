@@ -434,6 +434,38 @@ def test_text_model_rejects_images(sim, token):
     assert r.status_code == 400
 
 
+def test_vision_refuses_a_picture_over_2048_a_side_in_the_real_words(sim, token):
+    """The real service: 400 input size exceed limit 2048x2048,current input:(1080,2376)."""
+    big = png_data_url((90, 90, 90), size=(1080, 2376))
+    content = [{"type": "image_url", "image_url": {"url": big}}, {"type": "text", "text": "What is it?"}]
+    r = chat_post(sim, token, {"model": VISION, "messages": [{"role": "user", "content": content}]})
+    assert r.status_code == 400
+    assert r.json()["error"]["message"] == "input size exceed limit 2048x2048,current input:(1080,2376)"
+    assert r.json()["error"]["code"] == "invalid_parameter_error"
+    assert wire.RATELIMIT_REQUESTS_REMAINING in r.headers  # counted like any 400
+    # an earlier user turn's picture counts too; the openai SDK sees a BadRequestError
+    messages = [{"role": "user", "content": content[:1]}, {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": "and now?"}]
+    with pytest.raises(openai.BadRequestError) as info:
+        client(sim, token).chat.completions.create(model=VISION, messages=messages)
+    assert "current input:(1080,2376)" in str(info.value)
+    # exactly 2048 a side is fine
+    fits = [{"type": "image_url", "image_url": {"url": png_data_url((90, 90, 90), size=(931, 2048))}},
+            {"type": "text", "text": "What is it?"}]
+    r = chat_post(sim, token, {"model": VISION, "messages": [{"role": "user", "content": fits}]})
+    assert r.status_code == 200 and "931x2048 pixels" in r.json()["choices"][0]["message"]["content"]
+
+
+def test_edit_refuses_a_picture_over_2048_a_side(sim, token):
+    r = submit(sim, token, {"model": EDIT, "prompt": "add a hat",
+                            "image_url": [png_data_url((1, 2, 3)), png_data_url((9, 9, 9), size=(2376, 1080))]})
+    assert r.status_code == 400
+    assert r.json()["errors"]["message"] == "input size exceed limit 2048x2048,current input:(2376,1080)"
+    r = submit(sim, token, {"model": EDIT, "prompt": "add a hat",
+                            "image_url": png_data_url((9, 9, 9), size=(2048, 931))})
+    assert r.status_code == 200, r.text
+
+
 # ---- images -----------------------------------------------------------------------------------
 def test_async_header_required(sim, token):
     r = submit(sim, token, async_mode=False)

@@ -26,13 +26,14 @@ from modelscope_api.errors import (
     ValidationError,
 )
 from modelscope_api.images import IMAGE_URLS_MAX, ImageClient, ImageRequest, ImageResult, StatusUpdate
+from modelscope_api.pictures import FittedPicture
 from modelscope_api.snippets import image_snippet
 
 from . import images_logic as L
 from .context import SOURCE_SERVER, AppContext, QuotaCapReached, session_id
 from .explain import explain, lang_of
 from .shared import answered_by_server, format_quota
-from .uploads import data_url, read_upload, upload_path
+from .uploads import read_fitted, shrink_facts, upload_path
 
 TIMEOUT_ENV = "STUDIO_IMAGE_TIMEOUT"
 YIELD_EVERY = 0.2  # at most ~5 status updates a second reach the browser
@@ -135,8 +136,9 @@ class ImageHandlers:
         return msg
 
     @staticmethod
-    def upload_urls(uploads: Any) -> list[str]:
-        """The edit section's uploads (only files in Gradio's upload cache) as data: URLs."""
+    def upload_pictures(uploads: Any) -> list[tuple[str, FittedPicture]]:
+        """The edit section's uploads (only files in Gradio's upload cache), each as (file name,
+        the picture fitted to the service: shrunk when a side is over 2048 px)."""
         if uploads is None:
             return []
         if not isinstance(uploads, (list, tuple)):
@@ -144,14 +146,24 @@ class ImageHandlers:
         if len(uploads) > IMAGE_URLS_MAX:
             raise ValidationError("image_url", f"{len(uploads)} images", f"at most {IMAGE_URLS_MAX} images",
                                   kind="too_many", limit=IMAGE_URLS_MAX)
-        urls = []
+        pictures = []
         for item in uploads:
             path = upload_path(item, field="image_url")  # refused alike, wherever it points
-            found = path and read_upload(path, field=f"image_url (upload {path.name[:80]})")
+            found = path and read_fitted(path, field=f"image_url (upload {path.name[:80]})")
             if found:
-                upload, data = found
-                urls.append(data_url(upload.mime, data))
-        return urls
+                pictures.append((path.name, found[1]))
+        return pictures
+
+    def shrink_note(self, pictures: list[tuple[str, FittedPicture]], lang: str) -> str:
+        """One line per upload made smaller before sending ("" when none was)."""
+        lines = []
+        for name, picture in pictures:
+            facts = shrink_facts(picture)
+            if facts is not None:
+                kind, numbers = facts
+                shown = "".join(c for c in name[:80] if c.isprintable() and c != "`")
+                lines.append(self.t(f"img.{kind}", lang, name=f"`{shown}`", **numbers))
+        return "\n\n".join(lines)
 
     def _code(self, req: ImageRequest) -> str:
         try:
@@ -176,13 +188,20 @@ class ImageHandlers:
             settings = L.settings_from_controls(
                 prompt, negative_prompt, model, width, height, use_defaults, steps, guidance, seed,
                 randomize_seed, lora_table, image_urls_text)
-            upload_urls = self.upload_urls(uploads) if catalog.is_edit_model(settings["model"]) else []
-            req = L.request_from_settings(settings, upload_urls)
+            pictures = self.upload_pictures(uploads) if catalog.is_edit_model(settings["model"]) else []
+            req = L.request_from_settings(settings, [picture.data_url for _name, picture in pictures])
         except ValidationError as err:
             msg = explain(err, lang, self.ctx.site)
             gr.Warning(msg)
             yield _outputs(status=self.t("img.status_invalid", lang, msg=msg))
             return
+        # Uploads made smaller say so under every status line, the final one included.
+        note = self.shrink_note(pictures, lang)
+        del pictures  # their bytes travel in the request only
+
+        def noted(status: str) -> str:
+            return f"{status}\n\n{note}" if note else status
+
         code = self._code(req)
         student = self.ctx.student_of(request)
         try:
@@ -190,13 +209,13 @@ class ImageHandlers:
         except (MissingTokenError, QuotaCapReached) as err:
             msg = explain(err, lang, self.ctx.site)
             gr.Warning(msg)
-            yield _outputs(status=self.t("img.status_error", lang, msg=msg), code=code)
+            yield _outputs(status=noted(self.t("img.status_error", lang, msg=msg)), code=code)
             return
 
         cancel, updates = threading.Event(), queue.Queue()
         self._register(sid, cancel)
         started = time.monotonic()
-        yield _outputs(status=self.t("img.status_submitting", lang), code=code, seed=req.seed)
+        yield _outputs(status=noted(self.t("img.status_submitting", lang)), code=code, seed=req.seed)
         progress(0, desc=self.t("img.status_submitting", lang))
         last: StatusUpdate | None = None
         shown_at, dirty = 0.0, False
@@ -216,7 +235,7 @@ class ImageHandlers:
                 if last and ((dirty and now - shown_at >= YIELD_EVERY) or now - shown_at >= TICK_EVERY):
                     line = self._status_line(last, lang, now - started)
                     progress((last.polls, None), desc=f"{last.status} · {now - started:.1f} s", unit="polls")
-                    yield _outputs(status=line)
+                    yield _outputs(status=noted(line))
                     shown_at, dirty = now, False
         finally:
             cancel.set()  # if the browser went away (or Cancel was clicked) the poll loop stops now
@@ -232,7 +251,7 @@ class ImageHandlers:
             else:
                 key, msg = "img.status_error", self.explain_failure(err, last, lang)
                 status = self.t(key, lang, msg=msg)
-            out = dict(status=status)
+            out = dict(status=noted(status))
             if last is not None or answered_by_server(err):  # the submit was answered
                 out["quota"] = format_quota(self.ctx, quota, source, request, lang, answered=True) or gr.skip()
             if key == "img.status_error":
@@ -254,7 +273,7 @@ class ImageHandlers:
         done = self.t("img.status_done", lang, task=result.task_id, seed=result.seed, size=size or "-",
                       elapsed=result.elapsed, name=Path(names[0]).name if names else "-")
         yield _outputs(
-            status=done, gallery=L.gallery_value(history), seed=result.seed, record=record, files=files,
+            status=noted(done), gallery=L.gallery_value(history), seed=result.seed, record=record, files=files,
             quota=format_quota(self.ctx, result.quota, source, request, lang, answered=True) or gr.skip(),
             history=history,
         )

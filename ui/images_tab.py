@@ -57,6 +57,8 @@ STRINGS = {
         "img.nothing_running": "Nothing is running.",
         "img.no_selection": "Make an image first, then select it in the gallery.",
         "img.save_failed": "The image is shown but could not be saved on the server: {msg}",
+        "img.shrunk": "📐 {name} was shrunk from {w0}×{h0} to {w}×{h} pixels before it was sent: the service takes at most {limit} px a side.",
+        "img.compressed": "📐 {name} was compressed from {mb0} MB to {mb} MB before it was sent, to keep the request small.",
     },
     "zh": {
         "img.prompt": "提示词",
@@ -96,6 +98,8 @@ STRINGS = {
         "img.nothing_running": "当前没有正在进行的任务。",
         "img.no_selection": "请先生成一张图片，再在图库中选中它。",
         "img.save_failed": "图片已显示，但没能保存到服务器：{msg}",
+        "img.shrunk": "📐 发送前已将 {name} 从 {w0}×{h0} 缩小到 {w}×{h} 像素：服务每边最多接受 {limit} 像素。",
+        "img.compressed": "📐 发送前已将 {name} 从 {mb0} MB 压缩到 {mb} MB，以免请求过大。",
     },
 }
 

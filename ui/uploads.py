@@ -20,8 +20,10 @@ from typing import Any
 
 from gradio.utils import get_upload_folder
 
+from modelscope_api import wire
 from modelscope_api.chat import MAX_IMAGE_BYTES, read_bounded, sniff_image
 from modelscope_api.errors import ValidationError
+from modelscope_api.pictures import FittedPicture, fit_picture
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 PATH_MAX_CHARS = 4096
@@ -93,6 +95,33 @@ def read_upload(value: Any, field: str = "image", max_bytes: int = MAX_IMAGE_BYT
     except OSError:
         raise refused(field) from None
     return Upload(path, hashlib.sha256(data).hexdigest()[:16], mime), data
+
+
+def read_fitted(value: Any, field: str = "image") -> tuple[Upload, FittedPicture] | None:
+    """read_upload, then the picture fitted to the service (fit_picture: shrunk when a side is
+    over wire.PICTURE_MAX_SIDE, else the very same bytes): what is sent. The Upload's digest
+    is of the file as uploaded, so the same file is the same conversation however it is sent."""
+    found = read_upload(value, field)
+    if found is None:
+        return None
+    upload, data = found
+    try:
+        picture = fit_picture(data)
+    except ValidationError as err:
+        raise ValidationError(field, err.value, err.allowed, kind=err.kind, **err.limits) from None
+    return upload, picture
+
+
+def shrink_facts(picture: FittedPicture) -> tuple[str, dict[str, Any]] | None:
+    """How a fitted picture was changed, for a note: ("shrunk", sizes) when its sides were
+    made smaller, ("compressed", megabytes) when only its bytes were, None when it is sent as
+    it was uploaded."""
+    if not picture.shrunk:
+        return None
+    (w0, h0), (w, h) = picture.original_size, picture.size
+    if (w0, h0) != (w, h):
+        return "shrunk", {"w0": w0, "h0": h0, "w": w, "h": h, "limit": wire.PICTURE_MAX_SIDE}
+    return "compressed", {"mb0": f"{picture.original_bytes / 1e6:.1f}", "mb": f"{len(picture.data) / 1e6:.1f}"}
 
 
 def collect_after_inline_picture() -> None:

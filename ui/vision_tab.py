@@ -1,7 +1,8 @@
 """The Vision Q&A tab: ask a vision-language model about one image, then follow up.
 
 The image is a public URL (the preview is loaded by the browser; the server never fetches a
-user's URL) or an upload (validated with Pillow, sent as a data: URL). It travels in the first
+user's URL) or an upload (validated with Pillow, shrunk to the service's 2048 px a side when it
+is bigger, with a note saying so, and sent as a data: URL). It travels in the first
 user message of the conversation; follow-ups send only text. History lives in a per-session
 gr.State.
 """
@@ -19,6 +20,7 @@ from modelscope_api import catalog
 from modelscope_api.chat import ChatRequest, url_image_part
 from modelscope_api.checks import check_text
 from modelscope_api.errors import IncompleteStreamError, ModelScopeError, ValidationError
+from modelscope_api.pictures import FittedPicture
 
 from .chat_tab import Turn, error_note, quota_line, raise_errors, report, stream_turn
 from .code import chat_code, code_accordion
@@ -26,7 +28,7 @@ from .context import AppContext, QuotaCapReached, session_id
 from .explain import lang_of
 from .limits import HISTORY_MAX_MESSAGES, MESSAGE_MAX_CHARS
 from .shared import Shared
-from .uploads import collect_after_inline_picture, data_url, read_upload, refused
+from .uploads import collect_after_inline_picture, read_fitted, refused, shrink_facts
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -47,6 +49,9 @@ STRINGS = {
         "vision.hint": "Ask a first question about the image, then follow up: the image stays in the conversation until you press “New image / clear”.",
         "vision.need_image": "an image URL (https://…) or an uploaded image",
         "vision.need_question": "a question about the image",
+        "vision.shrunk_title": "📐 Picture made smaller",
+        "vision.shrunk": "Your picture was shrunk from {w0}×{h0} to {w}×{h} pixels before it was sent: the service takes at most {limit} px a side.",
+        "vision.compressed": "Your picture was compressed from {mb0} MB to {mb} MB before it was sent, to keep the request small.",
     },
     "zh": {
         "vision.tab": "看图问答",
@@ -64,6 +69,9 @@ STRINGS = {
         "vision.hint": "先就图片提一个问题，然后可以继续追问：在点击“换图片 / 清空”之前，图片会一直保留在对话中。",
         "vision.need_image": "图片链接（https://…）或上传的图片",
         "vision.need_question": "关于图片的问题",
+        "vision.shrunk_title": "📐 图片已缩小",
+        "vision.shrunk": "发送前已将图片从 {w0}×{h0} 缩小到 {w}×{h} 像素：服务每边最多接受 {limit} 像素。",
+        "vision.compressed": "发送前已将图片从 {mb0} MB 压缩到 {mb} MB，以免请求过大。",
     },
 }
 
@@ -87,36 +95,49 @@ def t(key: str, lang: str) -> str:
     return STRINGS.get(lang, STRINGS["en"]).get(key) or STRINGS["en"][key]
 
 
-def image_key(image_url: Any, image: Any) -> tuple[str | None, dict | None, dict | None]:
-    """(conversation key, image reference, image_url part) for the inputs; the upload wins.
+def image_key(image_url: Any, image: Any) -> tuple[str | None, dict | None, dict | None, FittedPicture | None]:
+    """(conversation key, image reference, image_url part, the fitted upload) for the inputs;
+    the upload wins.
 
     The reference is what the conversation keeps: the upload's checked path in Gradio's
     cache or the URL, never the picture itself, so a session holds a few hundred bytes
-    however large the picture. ValidationError for a refused or bad upload, or a URL box
+    however large the picture. The part carries the upload fitted to the service (shrunk
+    when a side is over 2048 px). ValidationError for a refused or bad upload, or a URL box
     holding anything but an http(s)/data:image URL (never a path on the server)."""
-    found = read_upload(image, field="image")
+    found = read_fitted(image, field="image")
     if found is not None:
-        upload, data = found
-        part = {"type": "image_url", "image_url": {"url": data_url(upload.mime, data)}}
-        return f"file:{upload.digest}", {"upload": str(upload.path), "mime": upload.mime}, part
+        upload, picture = found
+        part = {"type": "image_url", "image_url": {"url": picture.data_url}}
+        return f"file:{upload.digest}", {"upload": str(upload.path), "mime": upload.mime}, part, picture
     if image_url is not None and not isinstance(image_url, str):
         raise ValidationError("image_url", image_url, "an http(s) URL such as https://…/photo.png", kind="type")
     url = (image_url or "").strip()
     if url:
         part = url_image_part(url)  # refuses paths and other schemes before anything is kept
-        return f"url:{hashlib.sha256(url.encode('utf-8')).hexdigest()[:16]}", {"url": url}, part
-    return None, None, None
+        return f"url:{hashlib.sha256(url.encode('utf-8')).hexdigest()[:16]}", {"url": url}, part, None
+    return None, None, None, None
 
 
 def image_part_for(ref: dict) -> dict[str, Any]:
-    """The image_url part for a kept reference (a follow-up re-reads a cached upload, bounded)."""
+    """The image_url part for a kept reference: a follow-up re-reads a cached upload (bounded)
+    and fits it the same way as the first question did (the same bytes give the same picture)."""
     if "url" in ref:
         return url_image_part(ref["url"])
-    found = read_upload(ref["upload"], field="image")
+    found = read_fitted(ref["upload"], field="image")
     if found is None:
         raise refused("image")
-    _upload, data = found
-    return {"type": "image_url", "image_url": {"url": data_url(ref.get("mime") or "image/png", data)}}
+    return {"type": "image_url", "image_url": {"url": found[1].data_url}}
+
+
+def shrink_note(picture: FittedPicture | None, lang: str) -> dict[str, Any] | None:
+    """A note in the conversation when the upload was made smaller before sending (shown once,
+    with the first question; never sent to the model), else None."""
+    facts = shrink_facts(picture) if picture is not None else None
+    if facts is None:
+        return None
+    kind, numbers = facts
+    return {"role": "assistant", "content": t(f"vision.{kind}", lang).format(**numbers),
+            "metadata": {"title": t("vision.shrunk_title", lang)}}
 
 
 def with_image(messages: list[dict[str, Any]], part: dict[str, Any]) -> list[dict[str, Any]]:
@@ -149,24 +170,30 @@ def make_ask(ctx: AppContext):
         try:
             question = check_text("question", question, max_chars=MESSAGE_MAX_CHARS,
                                   allowed=t("vision.need_question", "en")).strip()
-            key, ref, part = image_key(image_url, image)
+            key, ref, part, picture = image_key(image_url, image)
+            note = None
             if key is not None and (before is None or before.get("key") != key):
                 text_messages = [{"role": "user", "content": question}]  # a new conversation
                 display: list[dict[str, Any]] = [
                     {"role": "user", "content": {"path": ref["upload"]} if "upload" in ref else f"![image]({ref['url']})"}
                 ]
+                note = shrink_note(picture, lang)  # once, with the first question
             elif before is not None:  # a follow-up: the image is already in the first message
-                key, ref = before["key"], before["image"]
                 if len(before["messages"]) + 2 > HISTORY_MAX_MESSAGES:
                     raise ValidationError("question", "a very long conversation",
                                           f"at most {HISTORY_MAX_MESSAGES} messages", kind="too_many",
                                           limit=HISTORY_MAX_MESSAGES)
+                if key != before["key"]:  # no image given: the kept one, read and fitted again
+                    part = image_part_for(before["image"])
+                key, ref = before["key"], before["image"]
                 text_messages = [*before["messages"], {"role": "user", "content": question}]
-                part = image_part_for(ref)
                 display = list(before["display"])
             else:
                 raise ValidationError("image_url", image_url or "", t("vision.need_image", "en"), kind="empty")
+            picture = None  # its bytes travel in the part only
             display.append({"role": "user", "content": question})
+            if note is not None:
+                display.append(note)
             req = ChatRequest(model=model.strip() if isinstance(model, str) else model,
                               messages=with_image(text_messages, part))
             req.validate()

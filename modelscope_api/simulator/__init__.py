@@ -34,7 +34,11 @@ Error-shape rule (deterministic; every JSON body has a uuid "request_id"):
   - task not found (no X-ModelScope-Task-Type header, someone else's task, unknown id) is 404.
   - a missing output file answers 404 with an OSS-style XML body.
 Chat: a vision model needs an image_url part in some user message, a text model given one
-answers 400. Thinking ("always" models, "switch" models unless enable_thinking is false)
+answers 400. A data: picture with a side over wire.PICTURE_MAX_SIDE (2048) in any user
+message answers 400 "input size exceed limit 2048x2048,current input:(W,H)" (the real wording;
+W and H as stored, the header read in a thread), and so does an image submit whose image_url
+holds such a data: picture (images shape); http(s) pictures are never fetched, so never
+measured. Thinking ("always" models, "switch" models unless enable_thinking is false)
 streams reasoning_content first; a switch model thinking with stream=False is a 400.
 With max_tokens the answer is exactly max_tokens tokens (finish_reason "length"), else
 40-80 tokens quoting the question (finish_reason "stop").

@@ -140,6 +140,11 @@ def anthropic_error(status: int, message: str = "", headers=None) -> Response:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def too_big_message(width: int, height: int) -> str:
+    """The real service's words for a picture over wire.PICTURE_MAX_SIDE a side."""
+    return wire.MSG_PICTURE_TOO_BIG.format(limit=wire.PICTURE_MAX_SIDE, width=width, height=height)
+
+
 def _not_found_xml(name: str) -> Response:
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n<Error>\n  <Code>NoSuchKey</Code>\n'
@@ -433,6 +438,11 @@ def create_app(state: SimState) -> FastAPI:
             if not url.startswith(("http://", "https://", "data:")):
                 return bad("Invalid parameter 'image_url': must be an http(s) URL or a data: URL")
 
+        if vision:  # the real service refuses a picture over 2048 px a side, any message's
+            big = await asyncio.to_thread(images.oversized, all_images, wire.PICTURE_MAX_SIDE)
+            if big is not None:
+                return bad(too_big_message(*big))
+
         question = chat.message_text(last_user.get("content"))
         note = None
         if vision:
@@ -607,6 +617,9 @@ def create_app(state: SimState) -> FastAPI:
             return images_error(400, str(exc), headers=qh)
 
         family = params["family"]
+        big = await asyncio.to_thread(images.oversized, params["image_urls"], wire.PICTURE_MAX_SIDE)
+        if big is not None:
+            return images_error(400, too_big_message(*big), headers=qh)
         input_image = input_file = None
         input_size = None
         if params["image_urls"]:

@@ -59,6 +59,24 @@ def decode_data_url(url: str) -> bytes | None:
         return None
 
 
+def oversized(urls: list[str], max_side: int) -> tuple[int, int] | None:
+    """(width, height) of the first data: URL picture with a side over max_side, else None
+    (the size as stored: the header is read, the pixels are not decoded; http(s) URLs and
+    unreadable data are left to the other checks)."""
+    for url in urls:
+        data = decode_data_url(url)
+        if not data:
+            continue
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = im.size
+        except Exception:
+            continue
+        if max(width, height) > max_side:
+            return width, height
+    return None
+
+
 def describe_image(data: bytes) -> tuple[str, int, int, str] | None:
     """(format, width, height, dominant colour name) or None if Pillow cannot read it."""
     try:
