@@ -38,11 +38,19 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         shared = header.build(ctx, demo)
         with gr.Tabs():
             with gr.Tab(I18nData("chat.tab"), id="chat"):
-                chat_tab.build(ctx, shared)
+                chat_model = chat_tab.build(ctx, shared)
             with gr.Tab(I18nData("vision.tab"), id="vision"):
-                vision_tab.build(ctx, shared)
+                vision_model = vision_tab.build(ctx, shared)
             with gr.Tab(I18nData("app.tab_images"), id="images"):
                 images_tab.build(ctx, shared)
+
+        def fresh_models():
+            """The model lists as last fetched in the background (a read of the cache: the
+            page load never waits for the service)."""
+            return gr.update(choices=ctx.models.chat()), gr.update(choices=ctx.models.vision())
+
+        demo.load(fresh_models, None, [chat_model, vision_model], queue=False,
+                  show_progress="hidden", api_visibility="private")
     # api_open=False: Gradio opens /gradio_api/run/<name> past the queue (and so past every
     # concurrency limit and fair share) everywhere but on Hugging Face; a Space must not.
     demo.queue(default_concurrency_limit=ctx.concurrency, max_size=ctx.max_queue, api_open=False)
@@ -133,6 +141,7 @@ def main(argv=None) -> None:
     try:
         demo.launch(server_name=args.host, server_port=args.port, share=args.share,
                     mcp_server=args.mcp or None, prevent_thread_lock=True, **launch_kwargs(demo, ctx))
+        ctx.models.start()  # GET /v1/models now and hourly, in a background thread
         warm_up()
         freeze_startup_objects()
         demo.block_thread()

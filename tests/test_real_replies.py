@@ -19,7 +19,7 @@ from modelscope_api import catalog, config, wire
 from modelscope_api import errors as E
 from modelscope_api.chat import ChatClient, ChatRequest
 from modelscope_api.cli import main as cli_main
-from modelscope_api.images import ImageClient, ImageRequest, TaskState, failure_reason, parse_task, task_error
+from modelscope_api.images import ImageClient, ImageRequest, failure_reason, parse_task, task_error
 from modelscope_api.models import ModelList, parse_model_ids
 from modelscope_api.quota import Quota
 from ui import header

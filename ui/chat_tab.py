@@ -27,9 +27,9 @@ from gradio.i18n import I18nData
 from gradio.utils import get_upload_folder
 
 from modelscope_api import catalog
-from modelscope_api.config import Site
 from modelscope_api.chat import ChatDone, ChatRequest, ContentDelta, ReasoningDelta
 from modelscope_api.checks import MODEL_ID_MAX_CHARS, check_text
+from modelscope_api.config import Site
 from modelscope_api.errors import (
     IncompleteStreamError,
     MissingTokenError,
@@ -461,11 +461,12 @@ def make_respond(ctx: AppContext):
     return chat
 
 
-def build(ctx: AppContext, shared: Shared) -> None:
+def build(ctx: AppContext, shared: Shared) -> gr.Dropdown:
+    """Render the tab; returns its model list (app.py refreshes the choices on each load)."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=260):
             with gr.Accordion(I18nData("chat.settings"), open=True):
-                model = gr.Dropdown(list(catalog.CHAT_MODELS), value=catalog.DEFAULT_CHAT_MODEL,
+                model = gr.Dropdown(ctx.models.chat(), value=catalog.DEFAULT_CHAT_MODEL,
                                     allow_custom_value=True, label=I18nData("common.model"),
                                     info=I18nData("chat.model_info"))
                 protocol = gr.Radio([(I18nData("chat.protocol_openai"), OPENAI),
@@ -533,3 +534,4 @@ def build(ctx: AppContext, shared: Shared) -> None:
 
     export_btn.click(export, chat.chatbot, exports, api_visibility="private",
                      concurrency_limit=ctx.concurrency)
+    return model

@@ -25,7 +25,6 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
 from modelscope_api import config
-from modelscope_api.models import ModelList
 from modelscope_api.errors import (
     APIConnectionError,
     IncompleteStreamError,
@@ -33,6 +32,7 @@ from modelscope_api.errors import (
     ModelScopeError,
     ValidationError,
 )
+from modelscope_api.models import ModelList
 
 TOKEN_HEADER = "x-modelscope-token"  # HTTP headers are case-insensitive; Starlette lower-cases
 

@@ -198,8 +198,8 @@ def make_ask(ctx: AppContext):
                               messages=with_image(text_messages, part))
             req.validate()
         except ValidationError as err:
-            report(err, lang)
-            yield [*(before["display"] if before else []), error_note(err, lang)], *[gr.skip()] * 4
+            report(err, lang, ctx.site)
+            yield [*(before["display"] if before else []), error_note(err, lang, ctx.site)], *[gr.skip()] * 4
             return
         events = _send(ctx, req, display, key, ref, text_messages, token_state, request, lang)
         # an uploaded picture went inline: free its copies as soon as this answer ends
@@ -233,19 +233,20 @@ def _send(ctx: AppContext, req: ChatRequest, display: list, key: str, ref: dict,
         cut = Turn(source=kind, reasoning_parts=[p for p in [err.partial_reasoning] if p],
                    content_parts=[err.partial_content])
         answer, shown, quota = err.partial_content, display + cut.messages(lang, cut=True), err.quota
-        report(err, lang)
+        report(err, lang, ctx.site)
     except (ModelScopeError, QuotaCapReached) as err:
         # The conversation stays as it was; the question stays in its box for another try.
-        report(err, lang)
-        yield (display + turn.messages(lang) + [error_note(err, lang)], gr.skip(), gr.skip(),
-               quota_line(ctx, getattr(err, "quota", None), kind, request, lang), code)
+        report(err, lang, ctx.site)
+        yield (display + turn.messages(lang) + [error_note(err, lang, ctx.site)], gr.skip(), gr.skip(),
+               quota_line(ctx, getattr(err, "quota", None), kind, request, lang, err), code)
         return
     new_conv = {"key": key, "image": ref, "display": shown,
                 "messages": [*text_messages, {"role": "assistant", "content": answer}]}
     yield shown, new_conv, "", quota_line(ctx, quota, kind, request, lang), code
 
 
-def build(ctx: AppContext, shared: Shared) -> None:
+def build(ctx: AppContext, shared: Shared) -> gr.Dropdown:
+    """Render the tab; returns its model list (app.py refreshes the choices on each load)."""
     conversation = gr.State(None)
     gr.Markdown(I18nData("vision.hint"))
     with gr.Row(equal_height=False):
@@ -255,7 +256,7 @@ def build(ctx: AppContext, shared: Shared) -> None:
             preview = gr.HTML("")
             image = gr.Image(type="filepath", label=I18nData("vision.upload"), image_mode=None,
                              sources=["upload", "clipboard"], height=240)
-            model = gr.Dropdown(list(catalog.VISION_MODELS), value=catalog.DEFAULT_VISION_MODEL,
+            model = gr.Dropdown(ctx.models.vision(), value=catalog.DEFAULT_VISION_MODEL,
                                 allow_custom_value=True, label=I18nData("common.model"),
                                 info=I18nData("vision.model_info"))
         with gr.Column(scale=2):
@@ -296,3 +297,4 @@ def build(ctx: AppContext, shared: Shared) -> None:
                   [image_url, image, preview, chatbot, conversation, question],
                   queue=False, api_visibility="private")
     chatbot.clear(lambda: None, None, conversation, queue=False, api_visibility="private")
+    return model
