@@ -367,7 +367,7 @@ class ChatClient:
             stream.close()
         if not content and not reasoning:
             # hollow: only chunks whose choices were null or [] (keep-alive, usage-only)
-            raise EmptyAnswerError("The model returned no answer.", request_id=request_id, quota=quota)
+            raise EmptyAnswerError("The model returned no answer.", status=200, request_id=request_id, quota=quota)
         if finish_reason is None:
             raise IncompleteStreamError(
                 "The answer stream ended before the server said it was finished.",
@@ -400,7 +400,7 @@ class ChatClient:
                 (message.model_extra or {}).get("reasoning_content") or ""
             )
         if not content and not reasoning:
-            raise EmptyAnswerError("The model returned no answer.", request_id=request_id,
+            raise EmptyAnswerError("The model returned no answer.", status=200, request_id=request_id,
                                    quota=Quota.from_headers(raw.headers))
         usage = getattr(completion, "usage", None)
         return ChatResult(
