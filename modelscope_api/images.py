@@ -34,6 +34,7 @@ from .errors import (
     TaskTimeoutError,
     ValidationError,
     error_from_response,
+    parse_error_body,
 )
 from .quota import Quota
 
@@ -383,19 +384,13 @@ def parse_task(body: Any) -> TaskState:
 
 def failure_reason(body: Mapping[str, Any]) -> tuple[str | None, Any, str | None]:
     """(reason, code, request_id) of a task body, wherever the reason sits: `errors.message`,
-    `error.message`, a flat `error_message`, or an error given as plain text (pure)."""
-    request_id = body.get("request_id") or None
-    for key in ("errors", "error"):
-        inner = body.get(key)
-        if isinstance(inner, Mapping) and (inner.get("message") or inner.get("code") is not None):
-            message = inner.get("message")
-            return (str(message) if message else None), inner.get("code"), \
-                request_id or inner.get("request_id") or None
-        if isinstance(inner, str) and inner.strip():
-            return inner.strip(), None, request_id
-    flat = body.get("error_message") or body.get("message")
-    code = body.get("error_code", body.get("code"))
-    return (str(flat) if flat else None), code, request_id
+    `error.message` (both read by errors.parse_error_body, as for any error body) or a flat
+    `error_message` (pure)."""
+    message, code, request_id = parse_error_body(body)
+    if not message and body.get("error_message"):
+        message = str(body["error_message"])
+        code = body.get("error_code") if code is None else code
+    return message, code, request_id
 
 
 @dataclass(frozen=True)

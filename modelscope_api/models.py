@@ -53,9 +53,11 @@ def parse_model_ids(body: Any) -> list[str]:
 def fetch_model_ids(base_url: str, token: str | None = None, *, timeout: float = 10.0,
                     session: requests.Session | None = None) -> list[str]:
     """One `GET /v1/models`; raises a ModelScopeError subclass on any failure."""
+    from .images import shared_session  # the pooled session whose GETs retry transient faults
+
     url, headers = models_request(base_url, token)
     try:
-        resp = (session or requests).get(url, headers=headers, timeout=timeout)
+        resp = (session or shared_session()).get(url, headers=headers, timeout=timeout)
     except requests.exceptions.RequestException as exc:
         raise APIConnectionError(f"could not reach {url}: {type(exc).__name__}") from exc
     try:
