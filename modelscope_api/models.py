@@ -69,6 +69,15 @@ def fetch_model_ids(base_url: str, token: str | None = None, *, timeout: float =
     return parse_model_ids(body)
 
 
+_CURATED = {catalog.KIND_CHAT: catalog.CHAT_MODELS, catalog.KIND_VISION: catalog.VISION_MODELS}
+
+
+def _with_extras(curated: tuple[str, ...], ids: list[str], kind: str) -> tuple[str, ...]:
+    """The curated list, then the listed ids of that kind it lacks, sorted (pure)."""
+    extra = sorted({m for m in ids if m not in curated and catalog.kind_of(m) == kind}, key=str.lower)
+    return (*curated, *extra)
+
+
 class ModelList:
     """The curated catalog first, then what the service lists now (thread-safe)."""
 
@@ -80,6 +89,8 @@ class ModelList:
         self._fetch = fetch
         self._lock = threading.Lock()
         self._fetched: tuple[str, ...] = ()
+        # Each tab's list, worked out once per fetch: every page load reads it.
+        self._lists: dict[str, tuple[str, ...]] = {}
         self.fetched_at: float | None = None  # time.time() of the last good fetch
         self.last_error: str | None = None
         self._stop = threading.Event()
@@ -95,24 +106,25 @@ class ModelList:
         except ModelScopeError as exc:
             self.last_error = f"{type(exc).__name__}: {exc.message}"[:300]
             return False
+        lists = {kind: _with_extras(curated, ids, kind) for kind, curated in _CURATED.items()}
         with self._lock:
-            self._fetched, self.fetched_at, self.last_error = tuple(ids), time.time(), None
+            self._fetched, self._lists = tuple(ids), lists
+            self.fetched_at, self.last_error = time.time(), None
         return True
 
     def fetched(self) -> tuple[str, ...]:
         with self._lock:
             return self._fetched
 
-    def _of_kind(self, curated: tuple[str, ...], kind: str) -> list[str]:
-        extra = sorted({m for m in self.fetched() if m not in curated and catalog.kind_of(m) == kind},
-                       key=str.lower)
-        return [*curated, *extra]
+    def _of_kind(self, kind: str) -> list[str]:
+        with self._lock:
+            return list(self._lists.get(kind) or _CURATED[kind])
 
     def chat(self) -> list[str]:
-        return self._of_kind(catalog.CHAT_MODELS, catalog.KIND_CHAT)
+        return self._of_kind(catalog.KIND_CHAT)
 
     def vision(self) -> list[str]:
-        return self._of_kind(catalog.VISION_MODELS, catalog.KIND_VISION)
+        return self._of_kind(catalog.KIND_VISION)
 
     def start(self) -> threading.Thread:
         """Refresh now and then every max_age seconds, in a daemon thread (idempotent)."""
